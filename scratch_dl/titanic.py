@@ -8,17 +8,17 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_linear.html.md"""
 __all__ = ['NUM_COLS', 'CAT_COLS', 'INDEP_COLS', 'RAW_COLS', 'linear_preds', 'mae_loss', 'TitanicPrep', 'params_of',
            'update_coeffs', 'one_epoch', 'init_linear', 'train_model', 'accuracy', 'sigmoid_preds', 'write_submission']
 
-# %% ../nbs/03_titanic_linear.ipynb #1bf72a59
+# %% ../nbs/03_titanic_linear.ipynb #de87c783
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-# %% ../nbs/03_titanic_linear.ipynb #2e0d36cc
+# %% ../nbs/03_titanic_linear.ipynb #f0e04fa7
 def linear_preds(coeffs, # one coefficient per column, shape `[n_in]`
                  indeps): # independent variables, shape `[n, n_in]`
     "Predictions of a linear model: each row's values times `coeffs`, summed"
     return (indeps*coeffs).sum(axis=1)
 
-# %% ../nbs/03_titanic_linear.ipynb #52a50229
+# %% ../nbs/03_titanic_linear.ipynb #5f876ca5
 def mae_loss(preds, # predictions
              deps): # targets, the same shape as `preds`
     "Mean absolute error between `preds` and `deps`"
@@ -26,13 +26,13 @@ def mae_loss(preds, # predictions
         raise ValueError(f"preds have shape {tuple(preds.shape)} but targets {tuple(deps.shape)}: they must match")
     return torch.abs(preds-deps).mean()
 
-# %% ../nbs/03_titanic_linear.ipynb #2af78257
+# %% ../nbs/03_titanic_linear.ipynb #27207d00
 NUM_COLS = ['Age', 'SibSp', 'Parch', 'LogFare']
 CAT_COLS = ['Sex', 'Pclass', 'Embarked']
 INDEP_COLS = NUM_COLS + ['Sex_male', 'Sex_female', 'Pclass_1', 'Pclass_2', 'Pclass_3', 'Embarked_C', 'Embarked_Q', 'Embarked_S']
 RAW_COLS = ['Age', 'SibSp', 'Parch', 'Fare', *CAT_COLS]
 
-# %% ../nbs/03_titanic_linear.ipynb #2414efcf
+# %% ../nbs/03_titanic_linear.ipynb #3622f9b1
 def _need_cols(df, cols):
     missing = [c for c in cols if c not in df.columns]
     if missing: raise ValueError(f"the frame is missing columns {', '.join(missing)}")
@@ -82,7 +82,7 @@ class TitanicPrep:
         deps = torch.tensor(df[self.dep].values, dtype=torch.float) if self.dep in df.columns else None
         return indeps,deps
 
-# %% ../nbs/03_titanic_linear.ipynb #de8135ed
+# %% ../nbs/03_titanic_linear.ipynb #18b115eb
 def params_of(coeffs): # a tensor, or lists/tuples (nested) of tensors
     "Flat list of the tensors in `coeffs`"
     if isinstance(coeffs, torch.Tensor): return [coeffs]
@@ -96,7 +96,7 @@ def update_coeffs(coeffs, # tensor(s) with gradients
             p.sub_(p.grad*lr)
             p.grad.zero_()
 
-# %% ../nbs/03_titanic_linear.ipynb #80a7167a
+# %% ../nbs/03_titanic_linear.ipynb #02c258a5
 def one_epoch(coeffs, # tensor(s) requiring grad
               predict, # `predict(coeffs, indeps)` -> predictions
               indeps, deps, # training data
@@ -109,12 +109,12 @@ def one_epoch(coeffs, # tensor(s) requiring grad
     update_coeffs(coeffs, lr)
     return loss.item()
 
-# %% ../nbs/03_titanic_linear.ipynb #8cd4c69c
+# %% ../nbs/03_titanic_linear.ipynb #a742f309
 def init_linear(n_in): # number of independent variables
     "Random coefficients for the linear model, uniform in [-0.5, 0.5)"
     return (torch.rand(n_in)-0.5).requires_grad_()
 
-# %% ../nbs/03_titanic_linear.ipynb #7c5cee65
+# %% ../nbs/03_titanic_linear.ipynb #cff8cbab
 def train_model(init, # `init(n_in)` -> fresh coefficients requiring grad
                 predict, # `predict(coeffs, indeps)` -> predictions
                 indeps, deps, # training data
@@ -134,20 +134,20 @@ def train_model(init, # `init(n_in)` -> fresh coefficients requiring grad
     for p in params_of(coeffs): p.requires_grad_(False)
     return coeffs,losses
 
-# %% ../nbs/03_titanic_linear.ipynb #06ca2570
+# %% ../nbs/03_titanic_linear.ipynb #de8dbff9
 def accuracy(preds, # predictions, survival when > 0.5
              deps): # 0/1 targets, the same shape as `preds`
     "Fraction of predictions on the right side of 0.5"
     if preds.shape != deps.shape: raise ValueError(f"preds have shape {tuple(preds.shape)} but targets {tuple(deps.shape)}")
     return ((preds>0.5) == deps.bool()).float().mean().item()
 
-# %% ../nbs/03_titanic_linear.ipynb #65859656
+# %% ../nbs/03_titanic_linear.ipynb #52813330
 def sigmoid_preds(coeffs, # one coefficient per column, shape `[n_in]`
                   indeps): # independent variables, shape `[n, n_in]`
     "Linear predictions squashed into (0,1) by a sigmoid"
     return torch.sigmoid(linear_preds(coeffs, indeps))
 
-# %% ../nbs/03_titanic_linear.ipynb #6e9531f5
+# %% ../nbs/03_titanic_linear.ipynb #3125f1cb
 def write_submission(preds, # one prediction per test passenger, survival when > 0.5
                      df, # the test frame, with `PassengerId`
                      fname='sub.csv'): # where to write (default: the working folder)

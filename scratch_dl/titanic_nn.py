@@ -8,13 +8,13 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_neural_net.html.md"""
 __all__ = ['TITANIC_MODELS', 'init_matrix', 'matrix_preds', 'init_net', 'net_preds', 'init_deep', 'deep_preds', 'TitanicModel',
            'train_titanic']
 
-# %% ../nbs/04_titanic_neural_net.ipynb #ec53b8a8
+# %% ../nbs/04_titanic_neural_net.ipynb #124c2e5e
 import torch, torch.nn.functional as F
 from .data import read_titanic
 from .titanic import TitanicPrep, init_linear, linear_preds, sigmoid_preds, train_model, accuracy, params_of
 from fastai.data.transforms import RandomSplitter
 
-# %% ../nbs/04_titanic_neural_net.ipynb #32eaa43b
+# %% ../nbs/04_titanic_neural_net.ipynb #4ab565d7
 def init_matrix(n_in): # number of independent variables
     "A column of coefficients, shape `[n_in, 1]`, uniform in [0, 0.1)"
     return (torch.rand(n_in, 1)*0.1).requires_grad_()
@@ -24,7 +24,7 @@ def matrix_preds(coeffs, # shape `[n_in, 1]`
     "Sigmoid of the matrix product, shape `[n, 1]`"
     return torch.sigmoid(indeps@coeffs)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #1b45cf95
+# %% ../nbs/04_titanic_neural_net.ipynb #d52ee8b5
 def init_net(n_in, # number of independent variables
              n_hidden=20): # number of hidden units
     "Coefficients of a one-hidden-layer net: `(layer1, layer2, const)`"
@@ -39,7 +39,7 @@ def net_preds(coeffs, # `(layer1, layer2, const)` from `init_net`
     layer1,layer2,const = coeffs
     return torch.sigmoid(F.relu(indeps@layer1)@layer2 + const)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #bbed4f82
+# %% ../nbs/04_titanic_neural_net.ipynb #37834191
 def init_deep(n_in, # number of independent variables
               hiddens=(10, 10), # size of each hidden layer
               shift=0.3, scale=4.): # each `[a,b]` matrix starts as `(rand(a,b)-shift)/b*scale`
@@ -59,7 +59,7 @@ def deep_preds(coeffs, # `(layers, consts)` from `init_deep`
         if i < len(layers)-1: res = F.relu(res)
     return torch.sigmoid(res)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #17704253
+# %% ../nbs/04_titanic_neural_net.ipynb #d45bb920
 TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a column `[n,1]`
     'linear':  dict(init=init_linear, predict=linear_preds,  epochs=18, lr=0.2, column=False),
     'sigmoid': dict(init=init_linear, predict=sigmoid_preds, epochs=30, lr=100, column=False),
@@ -68,7 +68,7 @@ TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a colum
     'deep':    dict(init=init_deep,   predict=deep_preds,    epochs=30, lr=4,   column=True),
 }
 
-# %% ../nbs/04_titanic_neural_net.ipynb #65c5513a
+# %% ../nbs/04_titanic_neural_net.ipynb #b94b2224
 class TitanicModel:
     "A trained Titanic model: the fitted `prep`, a `predict` function and its `coeffs`"
     def __init__(self, prep, predict, coeffs): self.prep,self.predict,self.coeffs = prep,predict,coeffs
@@ -79,7 +79,7 @@ class TitanicModel:
         "0/1 survival per row of `df`"
         return (self(df)>0.5).long()
 
-# %% ../nbs/04_titanic_neural_net.ipynb #5c02d307
+# %% ../nbs/04_titanic_neural_net.ipynb #c4292adc
 def train_titanic(name, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'matrix', 'net' or 'deep'
                   df=None, # Kaggle's training frame (default: `read_titanic('train')`)
                   epochs=None, lr=None, # override the model's settings
