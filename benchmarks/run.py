@@ -9,6 +9,8 @@ to `benchmarks/results.md`; progress goes to stderr. It takes a few minutes on 2
 import datetime, json, os, platform, subprocess, sys, time
 from importlib.metadata import version
 from pathlib import Path
+import pandas as pd
+from scratch_dl.cli import markdown_table  # the same Markdown tables as `scratch_dl results --out`
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -28,9 +30,7 @@ def run(cmd):
     if p.returncode: raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return secs, p.stdout
 
-def table(headers, rows):
-    lines = ['| ' + ' | '.join(headers) + ' |', '|' + '---|'*len(headers)]
-    return '\n'.join(lines + ['| ' + ' | '.join(str(c) for c in r) + ' |' for r in rows]) + '\n'
+def table(headers, rows): return markdown_table(pd.DataFrame(rows, columns=headers))
 
 def machine():
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()

@@ -7,12 +7,12 @@ Docs: https://scratch-dl.github.io/scratch_dl/pixel_baseline.html.md"""
 # %% auto #0
 __all__ = ['DISTANCES', 'l1_distance', 'l2_distance', 'is_3', 'baseline_accuracy']
 
-# %% ../nbs/01_pixel_baseline.ipynb #8a982266
+# %% ../nbs/01_pixel_baseline.ipynb #b32188b6
 from pathlib import Path
 import torch
 from .data import stack_digits
 
-# %% ../nbs/01_pixel_baseline.ipynb #769d1e01
+# %% ../nbs/01_pixel_baseline.ipynb #1383f5ea
 def _check_images(a, b):
     if a.shape[-2:] != b.shape[-2:]:
         raise ValueError(f"images must have the same height and width, got shapes {list(a.shape)} and {list(b.shape)}")
@@ -29,7 +29,7 @@ def l2_distance(a:torch.Tensor, # an image `[h,w]` or a stack of images `[n,h,w]
     _check_images(a, b)
     return ((a-b)**2).mean((-1,-2)).sqrt()
 
-# %% ../nbs/01_pixel_baseline.ipynb #78126ea8
+# %% ../nbs/01_pixel_baseline.ipynb #5d898db1
 def is_3(x:torch.Tensor, # an image `[h,w]` or a stack `[n,h,w]`
          mean3:torch.Tensor, # the average 3 `[h,w]`
          mean7:torch.Tensor, # the average 7 `[h,w]`
@@ -37,7 +37,7 @@ def is_3(x:torch.Tensor, # an image `[h,w]` or a stack `[n,h,w]`
     "Boolean tensor: True where `x` is closer to `mean3` than to `mean7`"
     return dist(x, mean3) < dist(x, mean7)
 
-# %% ../nbs/01_pixel_baseline.ipynb #4f43d08a
+# %% ../nbs/01_pixel_baseline.ipynb #0983b879
 DISTANCES = {'l1': l1_distance, 'l2': l2_distance}
 
 def baseline_accuracy(path, # the MNIST_SAMPLE folder (with `train/3`, `train/7`, `valid/3`, `valid/7`)

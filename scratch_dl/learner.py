@@ -7,7 +7,7 @@ Docs: https://scratch-dl.github.io/scratch_dl/learner.html.md"""
 # %% auto #0
 __all__ = ['mnist_learner', 'fit_accuracies', 'simple_net', 'train_learner_linear', 'train_learner_net']
 
-# %% ../nbs/06_learner.ipynb #8be518ba
+# %% ../nbs/06_learner.ipynb #d7ca790d
 import torch
 from torch import nn
 from .sgd import mnist_loss, batch_accuracy
@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from fastai.optimizer import SGD
 from fastai.callback.progress import ProgressCallback  # importing it gives every Learner progress bars, and `no_bar`
 
-# %% ../nbs/06_learner.ipynb #33e466d9
+# %% ../nbs/06_learner.ipynb #8fa4571e
 def mnist_learner(dls, # `DataLoaders` of (flattened image, 0/1 target) batches, e.g. from `mnist_dls`
                   model:nn.Module): # model producing one score per image, shape `[n,1]`
     "fastai `Learner` for 3 vs 7 with the series' choices: `SGD`, `mnist_loss`, `batch_accuracy`"
@@ -31,7 +31,7 @@ def fit_accuracies(learn:Learner, # a learner whose last metric is the accuracy
     else: learn.fit(epochs, lr)
     return [round(v[-1], 4) for v in learn.recorder.values]
 
-# %% ../nbs/06_learner.ipynb #df9fc476
+# %% ../nbs/06_learner.ipynb #6f16be8f
 def simple_net(xb:torch.Tensor, # batch of flattened images `[n,784]`
                w1:torch.Tensor, # first-layer weights `[784,h]`
                b1:torch.Tensor, # first-layer bias `[h]`
@@ -42,7 +42,7 @@ def simple_net(xb:torch.Tensor, # batch of flattened images `[n,784]`
     res = res.max(torch.tensor(0.0))
     return res@w2 + b2
 
-# %% ../nbs/06_learner.ipynb #c0c7bfc1
+# %% ../nbs/06_learner.ipynb #bb40b430
 def train_learner_linear(dls, # `DataLoaders`, e.g. from `mnist_dls`
                          epochs:int=10, # passes over the training set
                          lr:float=1.0, # learning rate

@@ -7,12 +7,12 @@ Docs: https://scratch-dl.github.io/scratch_dl/basic_optim.html.md"""
 # %% auto #0
 __all__ = ['BasicOptim', 'train_model', 'train_basic_optim']
 
-# %% ../nbs/05_basic_optim.ipynb #66540d65
+# %% ../nbs/05_basic_optim.ipynb #da155ca3
 import torch
 from torch import nn
 from .sgd import calc_grad, validate_epoch, mnist_loss, batch_accuracy
 
-# %% ../nbs/05_basic_optim.ipynb #88d861b8
+# %% ../nbs/05_basic_optim.ipynb #0a5a994f
 class BasicOptim:
     "Plain SGD: move each parameter by `-grad*lr`"
     def __init__(self,
@@ -28,7 +28,7 @@ class BasicOptim:
         "Forget the gradients, ready for the next backward pass"
         for p in self.params: p.grad = None
 
-# %% ../nbs/05_basic_optim.ipynb #ba34a76c
+# %% ../nbs/05_basic_optim.ipynb #571b4179
 def train_model(model, # a module (or function) from a batch of inputs to predictions
                 dls, # `DataLoaders` (anything with `.train` and `.valid` loaders)
                 opt, # optimizer over the model's parameters, with `step` and `zero_grad`
@@ -45,7 +45,7 @@ def train_model(model, # a module (or function) from a batch of inputs to predic
         accs.append(validate_epoch(model, dls.valid, metric))
     return accs
 
-# %% ../nbs/05_basic_optim.ipynb #8877da6d
+# %% ../nbs/05_basic_optim.ipynb #8b797054
 def train_basic_optim(dls, # `DataLoaders` (anything with `.train` and `.valid` loaders), e.g. from `mnist_dls`
                       epochs:int=20, # passes over the training set
                       lr:float=1.0, # learning rate

@@ -8,7 +8,7 @@ Docs: https://scratch-dl.github.io/scratch_dl/mnist_sgd.html.md"""
 __all__ = ['mnist_xy', 'mnist_dls', 'init_params', 'linear1', 'calc_grad', 'train_epoch', 'validate_epoch', 'mnist_loss',
            'batch_accuracy', 'train_sgd_linear']
 
-# %% ../nbs/02_mnist_sgd.ipynb #811adf78
+# %% ../nbs/02_mnist_sgd.ipynb #519385ce
 from functools import partial
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from .data import stack_digits
 from fastai.data.core import DataLoaders
 
-# %% ../nbs/02_mnist_sgd.ipynb #1e3c4378
+# %% ../nbs/02_mnist_sgd.ipynb #fce70f33
 def mnist_xy(path, # the MNIST_SAMPLE folder
              split='train'): # 'train' or 'valid'
     "Images of `split` flattened to rows `[n,784]`, 3s then 7s, and targets `[n,1]`: 1 for a 3, 0 for a 7"
@@ -25,19 +25,19 @@ def mnist_xy(path, # the MNIST_SAMPLE folder
     y = torch.tensor([1]*len(threes) + [0]*len(sevens)).unsqueeze(1)
     return x, y
 
-# %% ../nbs/02_mnist_sgd.ipynb #0530497c
+# %% ../nbs/02_mnist_sgd.ipynb #e692396d
 def mnist_dls(path, # the MNIST_SAMPLE folder
               bs=256): # batch size
     "fastai `DataLoaders` holding a training and a validation `DataLoader` of (image row, target) pairs, unshuffled"
     return DataLoaders(*[DataLoader(list(zip(*mnist_xy(path, split))), batch_size=bs) for split in ('train', 'valid')])
 
-# %% ../nbs/02_mnist_sgd.ipynb #08f45ccd
+# %% ../nbs/02_mnist_sgd.ipynb #c96dedc8
 def init_params(size, # shape of the parameter tensor
                 std=1.0): # standard deviation of the random values
     "Random normal parameters of shape `size`, with gradient tracking on"
     return (torch.randn(size)*std).requires_grad_()
 
-# %% ../nbs/02_mnist_sgd.ipynb #bb87ad65
+# %% ../nbs/02_mnist_sgd.ipynb #cde3f979
 def linear1(xb:torch.Tensor, # batch of flattened images `[n,784]`
             weights:torch.Tensor, # one weight per pixel: `[784]` or `[784,1]`
             bias:torch.Tensor): # `[1]`
@@ -47,7 +47,7 @@ def linear1(xb:torch.Tensor, # batch of flattened images `[n,784]`
                          "flatten 28x28 images with x.view(-1, 28*28)")
     return xb@weights + bias
 
-# %% ../nbs/02_mnist_sgd.ipynb #cf26c187
+# %% ../nbs/02_mnist_sgd.ipynb #3d316ffb
 def calc_grad(xb, # batch of inputs
               yb, # batch of targets
               model, # function from inputs to predictions
@@ -57,7 +57,7 @@ def calc_grad(xb, # batch of inputs
     loss.backward()
     return loss
 
-# %% ../nbs/02_mnist_sgd.ipynb #7a5b2267
+# %% ../nbs/02_mnist_sgd.ipynb #b8ca558d
 def train_epoch(model, # function from a batch of inputs to predictions
                 dl, # iterable of (inputs, targets) batches
                 params, # tensors to update; their `.grad` is filled by the backward pass
@@ -70,14 +70,14 @@ def train_epoch(model, # function from a batch of inputs to predictions
             p.data -= p.grad*lr
             p.grad.zero_()
 
-# %% ../nbs/02_mnist_sgd.ipynb #5d18efcd
+# %% ../nbs/02_mnist_sgd.ipynb #5ba73b24
 def validate_epoch(model, # function from a batch of inputs to predictions
                    dl, # iterable of (inputs, targets) batches
                    metric): # function of (predictions, targets) returning a score for the batch
     "Mean of `metric` over the batches of `dl`, rounded to 4 places"
     with torch.no_grad(): return round(torch.stack([metric(model(xb), yb) for xb,yb in dl]).mean().item(), 4)
 
-# %% ../nbs/02_mnist_sgd.ipynb #8f9af1c7
+# %% ../nbs/02_mnist_sgd.ipynb #174188ec
 def _check_targets(preds, targets):
     if preds.shape != targets.shape:
         raise ValueError(f"predictions have shape {list(preds.shape)} but targets have shape {list(targets.shape)}; "
@@ -98,7 +98,7 @@ def batch_accuracy(preds:torch.Tensor, # raw scores, same shape as `targets`
     _check_targets(preds, targets)
     return ((preds.sigmoid()>0.5) == targets).float().mean()
 
-# %% ../nbs/02_mnist_sgd.ipynb #d6134f28
+# %% ../nbs/02_mnist_sgd.ipynb #5744c3d1
 def train_sgd_linear(dls, # `DataLoaders` (anything with `.train` and `.valid` loaders), e.g. from `mnist_dls`
                      epochs=20, # passes over the training set
                      lr=1.0, # learning rate

@@ -6,19 +6,19 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_linear.html.md"""
 
 # %% auto #0
 __all__ = ['NUM_COLS', 'CAT_COLS', 'INDEP_COLS', 'RAW_COLS', 'linear_preds', 'mae_loss', 'TitanicPrep', 'params_of',
-           'update_coeffs', 'one_epoch', 'init_linear', 'train_model', 'accuracy', 'sigmoid_preds', 'write_submission']
+           'update_coeffs', 'one_epoch', 'init_linear', 'train_coeffs', 'accuracy', 'sigmoid_preds', 'write_submission']
 
-# %% ../nbs/03_titanic_linear.ipynb #de87c783
+# %% ../nbs/03_titanic_linear.ipynb #2ca1f29c
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-# %% ../nbs/03_titanic_linear.ipynb #f0e04fa7
+# %% ../nbs/03_titanic_linear.ipynb #33ec38db
 def linear_preds(coeffs, # one coefficient per column, shape `[n_in]`
                  indeps): # independent variables, shape `[n, n_in]`
     "Predictions of a linear model: each row's values times `coeffs`, summed"
     return (indeps*coeffs).sum(axis=1)
 
-# %% ../nbs/03_titanic_linear.ipynb #5f876ca5
+# %% ../nbs/03_titanic_linear.ipynb #b13c005e
 def mae_loss(preds, # predictions
              deps): # targets, the same shape as `preds`
     "Mean absolute error between `preds` and `deps`"
@@ -26,13 +26,13 @@ def mae_loss(preds, # predictions
         raise ValueError(f"preds have shape {tuple(preds.shape)} but targets {tuple(deps.shape)}: they must match")
     return torch.abs(preds-deps).mean()
 
-# %% ../nbs/03_titanic_linear.ipynb #27207d00
+# %% ../nbs/03_titanic_linear.ipynb #d47ebbcb
 NUM_COLS = ['Age', 'SibSp', 'Parch', 'LogFare']
 CAT_COLS = ['Sex', 'Pclass', 'Embarked']
 INDEP_COLS = NUM_COLS + ['Sex_male', 'Sex_female', 'Pclass_1', 'Pclass_2', 'Pclass_3', 'Embarked_C', 'Embarked_Q', 'Embarked_S']
 RAW_COLS = ['Age', 'SibSp', 'Parch', 'Fare', *CAT_COLS]
 
-# %% ../nbs/03_titanic_linear.ipynb #3622f9b1
+# %% ../nbs/03_titanic_linear.ipynb #dd331be9
 def _need_cols(df, cols):
     missing = [c for c in cols if c not in df.columns]
     if missing: raise ValueError(f"the frame is missing columns {', '.join(missing)}")
@@ -82,7 +82,7 @@ class TitanicPrep:
         deps = torch.tensor(df[self.dep].values, dtype=torch.float) if self.dep in df.columns else None
         return indeps,deps
 
-# %% ../nbs/03_titanic_linear.ipynb #18b115eb
+# %% ../nbs/03_titanic_linear.ipynb #6d4861a8
 def params_of(coeffs): # a tensor, or lists/tuples (nested) of tensors
     "Flat list of the tensors in `coeffs`"
     if isinstance(coeffs, torch.Tensor): return [coeffs]
@@ -96,10 +96,11 @@ def update_coeffs(coeffs, # tensor(s) with gradients
             p.sub_(p.grad*lr)
             p.grad.zero_()
 
-# %% ../nbs/03_titanic_linear.ipynb #02c258a5
+# %% ../nbs/03_titanic_linear.ipynb #25952d86
 def one_epoch(coeffs, # tensor(s) requiring grad
               predict, # `predict(coeffs, indeps)` -> predictions
-              indeps, deps, # training data
+              indeps, # training inputs, shape `[n, n_in]`
+              deps, # training targets, the shape `predict` returns
               lr, # learning rate
               loss_func=mae_loss): # `loss_func(preds, deps)`
     "Compute the loss, backpropagate, take one step; return the loss"
@@ -109,20 +110,21 @@ def one_epoch(coeffs, # tensor(s) requiring grad
     update_coeffs(coeffs, lr)
     return loss.item()
 
-# %% ../nbs/03_titanic_linear.ipynb #a742f309
+# %% ../nbs/03_titanic_linear.ipynb #c899f98d
 def init_linear(n_in): # number of independent variables
     "Random coefficients for the linear model, uniform in [-0.5, 0.5)"
     return (torch.rand(n_in)-0.5).requires_grad_()
 
-# %% ../nbs/03_titanic_linear.ipynb #cff8cbab
-def train_model(init, # `init(n_in)` -> fresh coefficients requiring grad
-                predict, # `predict(coeffs, indeps)` -> predictions
-                indeps, deps, # training data
-                epochs=30, # number of full-batch steps
-                lr=0.01, # learning rate
-                seed=442, # seeds PyTorch before `init`
-                loss_func=mae_loss, # `loss_func(preds, deps)`
-                verbose=True): # print the losses
+# %% ../nbs/03_titanic_linear.ipynb #b11fe5fe
+def train_coeffs(init, # `init(n_in)` -> fresh coefficients requiring grad
+                 predict, # `predict(coeffs, indeps)` -> predictions
+                 indeps, # training inputs, shape `[n, n_in]`
+                 deps, # training targets, the shape `predict` returns
+                 epochs=30, # number of full-batch steps
+                 lr=0.01, # learning rate
+                 seed=442, # seeds PyTorch before `init`
+                 loss_func=mae_loss, # `loss_func(preds, deps)`
+                 verbose=True): # print the losses
     "Train fresh coefficients with gradient descent; return them and the loss of each epoch"
     torch.manual_seed(seed)
     coeffs,losses = init(indeps.shape[1]),[]
@@ -134,20 +136,20 @@ def train_model(init, # `init(n_in)` -> fresh coefficients requiring grad
     for p in params_of(coeffs): p.requires_grad_(False)
     return coeffs,losses
 
-# %% ../nbs/03_titanic_linear.ipynb #de8dbff9
+# %% ../nbs/03_titanic_linear.ipynb #752b41b4
 def accuracy(preds, # predictions, survival when > 0.5
              deps): # 0/1 targets, the same shape as `preds`
     "Fraction of predictions on the right side of 0.5"
     if preds.shape != deps.shape: raise ValueError(f"preds have shape {tuple(preds.shape)} but targets {tuple(deps.shape)}")
     return ((preds>0.5) == deps.bool()).float().mean().item()
 
-# %% ../nbs/03_titanic_linear.ipynb #52813330
+# %% ../nbs/03_titanic_linear.ipynb #6c6ccb7e
 def sigmoid_preds(coeffs, # one coefficient per column, shape `[n_in]`
                   indeps): # independent variables, shape `[n, n_in]`
     "Linear predictions squashed into (0,1) by a sigmoid"
     return torch.sigmoid(linear_preds(coeffs, indeps))
 
-# %% ../nbs/03_titanic_linear.ipynb #3125f1cb
+# %% ../nbs/03_titanic_linear.ipynb #0756f411
 def write_submission(preds, # one prediction per test passenger, survival when > 0.5
                      df, # the test frame, with `PassengerId`
                      fname='sub.csv'): # where to write (default: the working folder)

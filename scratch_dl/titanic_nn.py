@@ -8,23 +8,24 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_neural_net.html.md"""
 __all__ = ['TITANIC_MODELS', 'init_matrix', 'matrix_preds', 'init_net', 'net_preds', 'init_deep', 'deep_preds', 'TitanicModel',
            'train_titanic']
 
-# %% ../nbs/04_titanic_neural_net.ipynb #124c2e5e
-import torch, torch.nn.functional as F
+# %% ../nbs/04_titanic_neural_net.ipynb #4f5a871c
+import torch, torch.nn.functional as F, pandas as pd
 from .data import read_titanic
-from .titanic import TitanicPrep, init_linear, linear_preds, sigmoid_preds, train_model, accuracy, params_of
+from .titanic import TitanicPrep, init_linear, linear_preds, sigmoid_preds, train_coeffs, accuracy, params_of
 from fastai.data.transforms import RandomSplitter
 
-# %% ../nbs/04_titanic_neural_net.ipynb #4ab565d7
+# %% ../nbs/04_titanic_neural_net.ipynb #3ca60bc2
 def init_matrix(n_in): # number of independent variables
     "A column of coefficients, shape `[n_in, 1]`, uniform in [0, 0.1)"
     return (torch.rand(n_in, 1)*0.1).requires_grad_()
 
+# %% ../nbs/04_titanic_neural_net.ipynb #aaffe926
 def matrix_preds(coeffs, # shape `[n_in, 1]`
                  indeps): # shape `[n, n_in]`
     "Sigmoid of the matrix product, shape `[n, 1]`"
     return torch.sigmoid(indeps@coeffs)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #d52ee8b5
+# %% ../nbs/04_titanic_neural_net.ipynb #f5f08200
 def init_net(n_in, # number of independent variables
              n_hidden=20): # number of hidden units
     "Coefficients of a one-hidden-layer net: `(layer1, layer2, const)`"
@@ -33,22 +34,25 @@ def init_net(n_in, # number of independent variables
     const = torch.rand(1)[0]
     return layer1.requires_grad_(),layer2.requires_grad_(),const.requires_grad_()
 
+# %% ../nbs/04_titanic_neural_net.ipynb #9ed45c2d
 def net_preds(coeffs, # `(layer1, layer2, const)` from `init_net`
               indeps): # shape `[n, n_in]`
     "ReLU of the first layer, then the second layer plus the constant, then a sigmoid: shape `[n, 1]`"
     layer1,layer2,const = coeffs
     return torch.sigmoid(F.relu(indeps@layer1)@layer2 + const)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #37834191
+# %% ../nbs/04_titanic_neural_net.ipynb #331061e1
 def init_deep(n_in, # number of independent variables
               hiddens=(10, 10), # size of each hidden layer
-              shift=0.3, scale=4.): # each `[a,b]` matrix starts as `(rand(a,b)-shift)/b*scale`
+              shift=0.3, # each `[a,b]` matrix starts as `(rand(a,b)-shift)/b*scale`
+              scale=4.): # see `shift`
     "Coefficients of a deep net: `(layers, consts)`, a weight matrix and a constant per layer"
     sizes = [n_in, *hiddens, 1]
     layers = [((torch.rand(a, b)-shift)/b*scale).requires_grad_() for a,b in zip(sizes[:-1], sizes[1:])]
     consts = [((torch.rand(1)[0]-0.5)*0.1).requires_grad_() for _ in layers]
     return layers,consts
 
+# %% ../nbs/04_titanic_neural_net.ipynb #e2f1e945
 def deep_preds(coeffs, # `(layers, consts)` from `init_deep`
                indeps): # shape `[n, n_in]`
     "Each layer's matrix product plus its constant, ReLU between layers, sigmoid at the end: shape `[n, 1]`"
@@ -59,7 +63,7 @@ def deep_preds(coeffs, # `(layers, consts)` from `init_deep`
         if i < len(layers)-1: res = F.relu(res)
     return torch.sigmoid(res)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #d45bb920
+# %% ../nbs/04_titanic_neural_net.ipynb #42370294
 TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a column `[n,1]`
     'linear':  dict(init=init_linear, predict=linear_preds,  epochs=18, lr=0.2, column=False),
     'sigmoid': dict(init=init_linear, predict=sigmoid_preds, epochs=30, lr=100, column=False),
@@ -68,10 +72,13 @@ TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a colum
     'deep':    dict(init=init_deep,   predict=deep_preds,    epochs=30, lr=4,   column=True),
 }
 
-# %% ../nbs/04_titanic_neural_net.ipynb #b94b2224
+# %% ../nbs/04_titanic_neural_net.ipynb #2d55d5e5
 class TitanicModel:
     "A trained Titanic model: the fitted `prep`, a `predict` function and its `coeffs`"
-    def __init__(self, prep, predict, coeffs): self.prep,self.predict,self.coeffs = prep,predict,coeffs
+    def __init__(self, prep, # a fitted `TitanicPrep`
+                 predict, # `predict(coeffs, indeps)` -> predictions
+                 coeffs): # the trained coefficients
+        self.prep,self.predict,self.coeffs = prep,predict,coeffs
     def __call__(self, df): # a frame with Kaggle's raw columns
         "One prediction per row of `df` (survival when > 0.5)"
         with torch.no_grad(): return self.predict(self.coeffs, self.prep.transform(df)[0]).view(-1)
@@ -79,10 +86,11 @@ class TitanicModel:
         "0/1 survival per row of `df`"
         return (self(df)>0.5).long()
 
-# %% ../nbs/04_titanic_neural_net.ipynb #c4292adc
+# %% ../nbs/04_titanic_neural_net.ipynb #335e6118
 def train_titanic(name, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'matrix', 'net' or 'deep'
-                  df=None, # Kaggle's training frame (default: `read_titanic('train')`)
-                  epochs=None, lr=None, # override the model's settings
+                  df:pd.DataFrame|None=None, # Kaggle's training frame (default: `read_titanic('train')`)
+                  epochs:int|None=None, # number of epochs (default: the model's setting)
+                  lr:float|None=None, # learning rate (default: the model's setting)
                   seed=442, # seeds the initial coefficients
                   split_seed=42, # seeds fastai's `RandomSplitter` (20% validation)
                   verbose=False): # print each epoch's loss
@@ -95,6 +103,6 @@ def train_titanic(name, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'matri
     if y is None: raise ValueError(f"the training frame has no {prep.dep} column")
     if s['column']: y = y[:,None]
     trn,val = RandomSplitter(seed=split_seed)(df)
-    coeffs,losses = train_model(s['init'], s['predict'], x[trn], y[trn], epochs=s['epochs'] if epochs is None else epochs,
+    coeffs,losses = train_coeffs(s['init'], s['predict'], x[trn], y[trn], epochs=s['epochs'] if epochs is None else epochs,
                                 lr=s['lr'] if lr is None else lr, seed=seed, verbose=verbose)
     return TitanicModel(prep, s['predict'], coeffs),losses,accuracy(s['predict'](coeffs, x[val]), y[val])
