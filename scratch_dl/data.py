@@ -9,7 +9,7 @@ __all__ = ['DATA_ENV', 'MNIST_COUNTS', 'TITANIC_COLS', 'TITANIC_SPLITS', 'PACKAG
            'count_pngs', 'check_mnist_sample', 'extract_mnist_sample', 'mnist_sample_path', 'stack_digits',
            'check_titanic_csv', 'titanic_path', 'read_titanic', 'kaggle_credentials', 'download_titanic']
 
-# %% ../nbs/00_data.ipynb #ab13473c
+# %% ../nbs/00_data.ipynb #e9869d4a
 import os, shutil, tarfile, tempfile, zlib, zipfile
 from functools import lru_cache
 from importlib.resources import files
@@ -18,7 +18,7 @@ import numpy as np, pandas as pd, torch
 import warnings
 from PIL import Image
 
-# %% ../nbs/00_data.ipynb #d6aa4647
+# %% ../nbs/00_data.ipynb #0fecbd6b
 DATA_ENV = 'SCRATCH_DL_DATA'
 MNIST_COUNTS = {'train/3': 6131, 'train/7': 6265, 'valid/3': 1010, 'valid/7': 1028}
 
@@ -30,13 +30,13 @@ def fastai_external():
     import fastai.data.external
     return fastai.data.external
 
-# %% ../nbs/00_data.ipynb #75c043a4
+# %% ../nbs/00_data.ipynb #420264f5
 def count_pngs(path, # folder holding the class folders
                counts=MNIST_COUNTS): # expected number of PNGs per class folder
     "Number of PNG files in each class folder named in `counts`"
     return {k: len(list((Path(path)/k).glob('*.png'))) for k in counts}
 
-# %% ../nbs/00_data.ipynb #577cd4da
+# %% ../nbs/00_data.ipynb #8ba72b61
 def check_mnist_sample(path, # folder that should hold MNIST_SAMPLE
                        counts=MNIST_COUNTS): # expected number of PNGs per class folder
     "Return `path` if every class folder holds the expected number of images, else raise"
@@ -45,7 +45,7 @@ def check_mnist_sample(path, # folder that should hold MNIST_SAMPLE
     if wrong: raise ValueError(f"{path} is not a complete MNIST_SAMPLE: " + '; '.join(wrong))
     return Path(path)
 
-# %% ../nbs/00_data.ipynb #4b7a063e
+# %% ../nbs/00_data.ipynb #49355978
 def _checked_members(tar, dest):
     "Members of `tar`, refusing any that is not a plain file or folder, or that would land outside `dest`"
     dest = Path(dest).resolve()
@@ -55,7 +55,7 @@ def _checked_members(tar, dest):
         if not (dest/m.name).resolve().is_relative_to(dest): raise ValueError(f"refusing {m.name!r}: it would land outside {dest}")
     return members
 
-# %% ../nbs/00_data.ipynb #b8b3f9ff
+# %% ../nbs/00_data.ipynb #be10c34a
 _TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 def extract_mnist_sample(archive, # a `.tgz` whose top folder is `mnist_sample/`
@@ -80,13 +80,13 @@ def extract_mnist_sample(archive, # a `.tgz` whose top folder is `mnist_sample/`
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return check_mnist_sample(target, counts)
 
-# %% ../nbs/00_data.ipynb #8817a721
+# %% ../nbs/00_data.ipynb #a9ac6ea4
 def _seed_dir(seed_dir=None):
     "Offline seed folder: `seed_dir`, else `$SCRATCH_DL_DATA`, else None"
     d = seed_dir or os.environ.get(DATA_ENV)
     return Path(d).expanduser() if d else None
 
-# %% ../nbs/00_data.ipynb #3d4276d7
+# %% ../nbs/00_data.ipynb #7333b78a
 def mnist_sample_path(data_dir=None, # where extracted datasets live (default: fastai's data folder, honouring `FASTAI_HOME`)
                       seed_dir=None, # folder holding `mnist_sample.tgz` (default: `$SCRATCH_DL_DATA`)
                       url=None, # what to download when there is nothing local (default: `URLs.MNIST_SAMPLE`)
@@ -106,7 +106,7 @@ def mnist_sample_path(data_dir=None, # where extracted datasets live (default: f
             "to a folder holding mnist_sample.tgz") from None
     return check_mnist_sample(path, counts)
 
-# %% ../nbs/00_data.ipynb #4a9f9c2f
+# %% ../nbs/00_data.ipynb #c343cfd3
 @lru_cache(maxsize=None)
 def _decode_stack(folder:Path, files:tuple):
     return torch.stack([torch.from_numpy(np.array(Image.open(folder/f), dtype=np.uint8)) for f in files]).float()/255
@@ -119,12 +119,12 @@ def stack_digits(folder): # folder of same-sized greyscale PNGs
     if not files: raise ValueError(f"{folder} holds no .png images")
     return _decode_stack(folder, files).clone()
 
-# %% ../nbs/00_data.ipynb #94804e4d
+# %% ../nbs/00_data.ipynb #7f83a204
 TITANIC_COLS = ['PassengerId', 'Pclass', 'Name', 'Sex', 'Age', 'SibSp', 'Parch', 'Ticket', 'Fare', 'Cabin', 'Embarked']
 TITANIC_SPLITS = {'train': ['Survived', *TITANIC_COLS], 'test': TITANIC_COLS}
 PACKAGED_TITANIC = Path(str(files('scratch_dl')/'assets'/'titanic'))
 
-# %% ../nbs/00_data.ipynb #cf9e570c
+# %% ../nbs/00_data.ipynb #a57a2eb1
 def check_titanic_csv(fname, # a CSV file
                       split='train'): # 'train' or 'test': which columns it must have
     "Return `fname` if it has the columns of Kaggle's Titanic `split` file, else raise naming the missing ones"
@@ -136,7 +136,7 @@ def check_titanic_csv(fname, # a CSV file
     if missing: raise ValueError(f"{fname} is not Kaggle's Titanic {split}.csv: missing columns {', '.join(missing)}")
     return fname
 
-# %% ../nbs/00_data.ipynb #c1ffd39c
+# %% ../nbs/00_data.ipynb #92743515
 def _on_kaggle(): return 'KAGGLE_KERNEL_RUN_TYPE' in os.environ
 
 def _titanic_candidates(path=None):
@@ -154,14 +154,14 @@ def titanic_path(path=None): # folder holding `train.csv` and `test.csv`; search
             return d
     raise FileNotFoundError(f"no train.csv and test.csv in {path}" if path is not None else "Titanic CSVs not found; reinstall scratch_dl or call download_titanic()")
 
-# %% ../nbs/00_data.ipynb #8381b335
+# %% ../nbs/00_data.ipynb #190719b9
 def read_titanic(split='train', # 'train' (891 passengers, with `Survived`) or 'test' (418, without)
                  path=None): # folder holding the CSVs; searched for when None
     "Kaggle's Titanic `split` as a DataFrame"
     if split not in TITANIC_SPLITS: raise ValueError(f"split must be one of {list(TITANIC_SPLITS)}, not {split!r}")
     return pd.read_csv(titanic_path(path)/f'{split}.csv')
 
-# %% ../nbs/00_data.ipynb #aefa0f2b
+# %% ../nbs/00_data.ipynb #a8d9e591
 def kaggle_credentials():
     "Where Kaggle API credentials were found (a description), or None"
     env = os.environ
@@ -172,7 +172,7 @@ def kaggle_credentials():
         if (cfg/f).exists(): return str(cfg/f)
     return None
 
-# %% ../nbs/00_data.ipynb #a7713946
+# %% ../nbs/00_data.ipynb #b7f712f4
 KAGGLE_HELP = ("No Kaggle API credentials found. Create a token at https://www.kaggle.com/settings (API section), "
     "then either save it as ~/.kaggle/access_token (or the legacy ~/.kaggle/kaggle.json, chmod 600) or set "
     "KAGGLE_API_TOKEN. Also accept the rules at https://www.kaggle.com/competitions/titanic/rules.")
