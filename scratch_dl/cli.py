@@ -9,7 +9,7 @@ __all__ = ['SERIES_RUNS', 'DATASETS', 'SERIES_INDEX', 'COMMANDS', 'SeriesRun', '
            'write_report', 'notebook_cells', 'build_series_index', 'load_series_index', 'series_contents',
            'find_in_series', 'results', 'submit', 'find', 'contents', 'main']
 
-# %% ../nbs/07_cli.ipynb #96befc80
+# %% ../nbs/07_cli.ipynb #ece8151a
 import json, re, sys, time
 from contextlib import redirect_stdout, redirect_stderr
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from fastcore.script import anno_parser
 from fastprogress.fastprogress import progress_bar
 from .data import mnist_sample_path, read_titanic
 
-# %% ../nbs/07_cli.ipynb #2d5c4727
+# %% ../nbs/07_cli.ipynb #db4e4c3d
 @dataclass
 class SeriesRun:
     "One model of the series: where it comes from, its settings, and how to train it"
@@ -32,7 +32,7 @@ class SeriesRun:
     train:Callable # `train(data, epochs, lr) -> (n_params, curve, accuracy)`
     curve:str='' # what `curve` holds per epoch
 
-# %% ../nbs/07_cli.ipynb #1368a397
+# %% ../nbs/07_cli.ipynb #df5ae871
 def _n_params(ps): return sum(p.numel() for p in ps)
 
 def _baseline(dist):
@@ -59,7 +59,7 @@ def _titanic(name):
         return _n_params(params_of(model.coeffs)), losses, acc
     return train
 
-# %% ../nbs/07_cli.ipynb #45f5ce97
+# %% ../nbs/07_cli.ipynb #54a23438
 _ACC,_LOSS = 'validation accuracy','training loss'
 SERIES_RUNS = [
     SeriesRun('mnist', 'pixel mean, L1 distance', 0, None, _baseline('l1')),
@@ -73,7 +73,7 @@ SERIES_RUNS = [
 ]
 DATASETS = ('mnist', 'titanic')
 
-# %% ../nbs/07_cli.ipynb #b0203a8f
+# %% ../nbs/07_cli.ipynb #3aeb964e
 _LOADERS = dict(mnist=lambda: mnist_sample_path(), titanic=lambda: read_titanic('train'))
 
 def run_series(only:str|None=None, # 'mnist' or 'titanic' (default: both)
@@ -92,7 +92,7 @@ def run_series(only:str|None=None, # 'mnist' or 'titanic' (default: both)
         if curve: curves[(r.dataset, r.model)] = curve
     return pd.DataFrame(rows),curves
 
-# %% ../nbs/07_cli.ipynb #d6effe82
+# %% ../nbs/07_cli.ipynb #281b2a9b
 def markdown_table(df): # any DataFrame
     "`df` as a GitHub Markdown table"
     cells = [['-' if pd.isna(v) else str(v) for v in row] for row in df.itertuples(index=False)]
@@ -123,7 +123,7 @@ def write_report(table, curves, out): # `run_series`' results and a folder to wr
     plot_curves(curves, paths[2])
     return paths
 
-# %% ../nbs/07_cli.ipynb #5b28ec3f
+# %% ../nbs/07_cli.ipynb #32e68a8f
 SERIES_INDEX = Path(str(files('scratch_dl')/'assets'/'series.json'))
 _re_heading = re.compile(r'^(#{1,4})\s+(.*)$')
 
@@ -139,7 +139,7 @@ def notebook_cells(nb_path): # an `.ipynb` file
         if heads: heading = heads[-1]
     return recs
 
-# %% ../nbs/07_cli.ipynb #e38aea2b
+# %% ../nbs/07_cli.ipynb #dc07e85c
 def build_series_index(nbs_path): # the `nbs` folder of a checkout
     "Index records of every notebook of the series, in reading order (scratch notebooks starting with `_` skipped)"
     nbs = sorted(p for p in Path(nbs_path).glob('*.ipynb') if not p.name.startswith(('_', '.')))
@@ -149,13 +149,13 @@ def load_series_index(fname=SERIES_INDEX):
     "The series index shipped with the package"
     return json.loads(Path(fname).read_text(encoding='utf-8'))
 
-# %% ../nbs/07_cli.ipynb #2100d9d5
+# %% ../nbs/07_cli.ipynb #660df855
 def series_contents(index=None): # records from `load_series_index`; loaded when None
     "`(notebook, level, heading)` for every heading of the series, in order"
     return [(r['nb'], len(m[1]), m[2]) for r in (index or load_series_index()) if r['kind']=='markdown'
             for l in r['text'].splitlines() if (m := _re_heading.match(l))]
 
-# %% ../nbs/07_cli.ipynb #ecea3241
+# %% ../nbs/07_cli.ipynb #c58f8dd7
 def _excerpt(text, words, width=100):
     "The first line of `text` holding one of `words`, cut to about `width` characters around the match"
     for line in text.splitlines():
@@ -174,7 +174,7 @@ def find_in_series(words, # words that must all appear (case-insensitive)
     return [dict(nb=r['nb'], heading=r['heading'], kind=r['kind'], excerpt=_excerpt(r['text'], words))
             for r in (index or load_series_index()) if all(w in r['text'].lower() for w in words)]
 
-# %% ../nbs/07_cli.ipynb #f87c1261
+# %% ../nbs/07_cli.ipynb #26e9b2f8
 def results(only:str=None, # train only this dataset: mnist or titanic
             out:str=None, # also write results.csv, results.md and curves.png into this folder
             quiet:bool=False): # no progress bar
@@ -183,7 +183,7 @@ def results(only:str=None, # train only this dataset: mnist or titanic
     print(table.to_string(index=False, na_rep='-'))
     if out: print('wrote', ', '.join(str(p) for p in write_report(table, curves, out)))
 
-# %% ../nbs/07_cli.ipynb #d0e405c5
+# %% ../nbs/07_cli.ipynb #95ca2f90
 def submit(model:str='sigmoid', # Titanic model: linear, sigmoid, matrix, net or deep
            Out:str='sub.csv', # where to write the submission
            force:bool=False): # overwrite an existing file
@@ -197,7 +197,7 @@ def submit(model:str='sigmoid', # Titanic model: linear, sigmoid, matrix, net or
     write_submission(m(tst), tst, out)
     print(f"wrote {len(tst)} predictions to {out} (model {model}, validation accuracy {acc:.4f})")
 
-# %% ../nbs/07_cli.ipynb #86382c5b
+# %% ../nbs/07_cli.ipynb #63b49fd2
 def find(*words:str): # words that must all appear in a cell (case-insensitive)
     "Print every notebook cell of the series that holds all of `words`"
     hits = find_in_series(words)
@@ -211,7 +211,7 @@ def contents():
         if name != nb: print(f"\n{name}"); nb = name
         print('  '*level + title)
 
-# %% ../nbs/07_cli.ipynb #7196a2fb
+# %% ../nbs/07_cli.ipynb #7634bc75
 COMMANDS = dict(results=results, submit=submit, find=find, contents=contents)
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError, OSError)
 
