@@ -9,9 +9,8 @@ __all__ = ['SERIES_RUNS', 'DATASETS', 'SERIES_INDEX', 'COMMANDS', 'SeriesRun', '
            'write_report', 'notebook_cells', 'build_series_index', 'load_series_index', 'series_contents',
            'find_in_series', 'results', 'submit', 'find', 'contents', 'main']
 
-# %% ../nbs/07_cli.ipynb #ece8151a
+# %% ../nbs/07_cli.ipynb #856a7677
 import json, re, sys, time
-from contextlib import redirect_stdout, redirect_stderr
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -20,8 +19,10 @@ import pandas as pd
 from fastcore.script import anno_parser
 from fastprogress.fastprogress import progress_bar
 from .data import mnist_sample_path, read_titanic
+from .titanic import params_of, write_submission
+from .titanic_nn import TITANIC_MODELS, train_titanic
 
-# %% ../nbs/07_cli.ipynb #db4e4c3d
+# %% ../nbs/07_cli.ipynb #ef96cf94
 @dataclass
 class SeriesRun:
     "One model of the series: where it comes from, its settings, and how to train it"
@@ -32,7 +33,7 @@ class SeriesRun:
     train:Callable # `train(data, epochs, lr) -> (n_params, curve, accuracy)`
     curve:str='' # what `curve` holds per epoch
 
-# %% ../nbs/07_cli.ipynb #df5ae871
+# %% ../nbs/07_cli.ipynb #b9f2d83e
 def _n_params(ps): return sum(p.numel() for p in ps)
 
 def _baseline(dist):
@@ -53,13 +54,11 @@ def _mnist(fn_name, module):
 
 def _titanic(name):
     def train(df, epochs, lr):
-        from scratch_dl.titanic_nn import train_titanic
-        from scratch_dl.titanic import params_of
         model,losses,acc = train_titanic(name, df, epochs=epochs, lr=lr)
         return _n_params(params_of(model.coeffs)), losses, acc
     return train
 
-# %% ../nbs/07_cli.ipynb #54a23438
+# %% ../nbs/07_cli.ipynb #bac10239
 _ACC,_LOSS = 'validation accuracy','training loss'
 SERIES_RUNS = [
     SeriesRun('mnist', 'pixel mean, L1 distance', 0, None, _baseline('l1')),
@@ -68,12 +67,11 @@ SERIES_RUNS = [
     SeriesRun('mnist', 'nn.Linear + BasicOptim', 20, 1.0, _mnist('train_basic_optim', 'optim'), _ACC),
     SeriesRun('mnist', 'nn.Linear, fastai Learner', 10, 1.0, _mnist('train_learner_linear', 'learner'), _ACC),
     SeriesRun('mnist', 'nn.Sequential 784-30-1, Learner', 40, 0.1, _mnist('train_learner_net', 'learner'), _ACC),
-    *[SeriesRun('titanic', name, epochs, lr, _titanic(name), _LOSS) for name,epochs,lr in
-      [('linear', 18, 0.2), ('sigmoid', 30, 100), ('matrix', 30, 100), ('net', 30, 20), ('deep', 30, 4)]],
+    *[SeriesRun('titanic', name, s['epochs'], s['lr'], _titanic(name), _LOSS) for name,s in TITANIC_MODELS.items()],
 ]
 DATASETS = ('mnist', 'titanic')
 
-# %% ../nbs/07_cli.ipynb #3aeb964e
+# %% ../nbs/07_cli.ipynb #bfd2ccc4
 _LOADERS = dict(mnist=lambda: mnist_sample_path(), titanic=lambda: read_titanic('train'))
 
 def run_series(only:str|None=None, # 'mnist' or 'titanic' (default: both)
@@ -92,7 +90,7 @@ def run_series(only:str|None=None, # 'mnist' or 'titanic' (default: both)
         if curve: curves[(r.dataset, r.model)] = curve
     return pd.DataFrame(rows),curves
 
-# %% ../nbs/07_cli.ipynb #281b2a9b
+# %% ../nbs/07_cli.ipynb #a3290894
 def markdown_table(df): # any DataFrame
     "`df` as a GitHub Markdown table"
     cells = [['-' if pd.isna(v) else str(v) for v in row] for row in df.itertuples(index=False)]
@@ -123,7 +121,7 @@ def write_report(table, curves, out): # `run_series`' results and a folder to wr
     plot_curves(curves, paths[2])
     return paths
 
-# %% ../nbs/07_cli.ipynb #32e68a8f
+# %% ../nbs/07_cli.ipynb #93a35111
 SERIES_INDEX = Path(str(files('scratch_dl')/'assets'/'series.json'))
 _re_heading = re.compile(r'^(#{1,4})\s+(.*)$')
 
@@ -139,7 +137,7 @@ def notebook_cells(nb_path): # an `.ipynb` file
         if heads: heading = heads[-1]
     return recs
 
-# %% ../nbs/07_cli.ipynb #dc07e85c
+# %% ../nbs/07_cli.ipynb #bef21989
 def build_series_index(nbs_path): # the `nbs` folder of a checkout
     "Index records of every notebook of the series, in reading order (scratch notebooks starting with `_` skipped)"
     nbs = sorted(p for p in Path(nbs_path).glob('*.ipynb') if not p.name.startswith(('_', '.')))
@@ -149,13 +147,13 @@ def load_series_index(fname=SERIES_INDEX):
     "The series index shipped with the package"
     return json.loads(Path(fname).read_text(encoding='utf-8'))
 
-# %% ../nbs/07_cli.ipynb #660df855
+# %% ../nbs/07_cli.ipynb #c4c50fe5
 def series_contents(index=None): # records from `load_series_index`; loaded when None
     "`(notebook, level, heading)` for every heading of the series, in order"
     return [(r['nb'], len(m[1]), m[2]) for r in (index or load_series_index()) if r['kind']=='markdown'
             for l in r['text'].splitlines() if (m := _re_heading.match(l))]
 
-# %% ../nbs/07_cli.ipynb #c58f8dd7
+# %% ../nbs/07_cli.ipynb #a80c38d8
 def _excerpt(text, words, width=100):
     "The first line of `text` holding one of `words`, cut to about `width` characters around the match"
     for line in text.splitlines():
@@ -174,7 +172,7 @@ def find_in_series(words, # words that must all appear (case-insensitive)
     return [dict(nb=r['nb'], heading=r['heading'], kind=r['kind'], excerpt=_excerpt(r['text'], words))
             for r in (index or load_series_index()) if all(w in r['text'].lower() for w in words)]
 
-# %% ../nbs/07_cli.ipynb #26e9b2f8
+# %% ../nbs/07_cli.ipynb #afc4d313
 def results(only:str=None, # train only this dataset: mnist or titanic
             out:str=None, # also write results.csv, results.md and curves.png into this folder
             quiet:bool=False): # no progress bar
@@ -183,13 +181,11 @@ def results(only:str=None, # train only this dataset: mnist or titanic
     print(table.to_string(index=False, na_rep='-'))
     if out: print('wrote', ', '.join(str(p) for p in write_report(table, curves, out)))
 
-# %% ../nbs/07_cli.ipynb #95ca2f90
+# %% ../nbs/07_cli.ipynb #d860d93b
 def submit(model:str='sigmoid', # Titanic model: linear, sigmoid, matrix, net or deep
            Out:str='sub.csv', # where to write the submission
            force:bool=False): # overwrite an existing file
     "Train a Titanic model and write Kaggle's submission CSV"
-    from scratch_dl.titanic_nn import train_titanic
-    from scratch_dl.titanic import write_submission
     out = Path(Out)
     if out.exists() and not force: raise FileExistsError(f"{out} exists: pass --force to overwrite it")
     m,_,acc = train_titanic(model)
@@ -197,7 +193,7 @@ def submit(model:str='sigmoid', # Titanic model: linear, sigmoid, matrix, net or
     write_submission(m(tst), tst, out)
     print(f"wrote {len(tst)} predictions to {out} (model {model}, validation accuracy {acc:.4f})")
 
-# %% ../nbs/07_cli.ipynb #63b49fd2
+# %% ../nbs/07_cli.ipynb #ee8cfb9b
 def find(*words:str): # words that must all appear in a cell (case-insensitive)
     "Print every notebook cell of the series that holds all of `words`"
     hits = find_in_series(words)
@@ -211,7 +207,7 @@ def contents():
         if name != nb: print(f"\n{name}"); nb = name
         print('  '*level + title)
 
-# %% ../nbs/07_cli.ipynb #7634bc75
+# %% ../nbs/07_cli.ipynb #8b15317f
 COMMANDS = dict(results=results, submit=submit, find=find, contents=contents)
 _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError, OSError)
 

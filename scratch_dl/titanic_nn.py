@@ -8,24 +8,23 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_neural_net.html.md"""
 __all__ = ['TITANIC_MODELS', 'init_matrix', 'matrix_preds', 'init_net', 'net_preds', 'init_deep', 'deep_preds', 'TitanicModel',
            'train_titanic']
 
-# %% ../nbs/04_titanic_neural_net.ipynb #4f5a871c
+# %% ../nbs/04_titanic_neural_net.ipynb #03ef2103
 import torch, torch.nn.functional as F, pandas as pd
 from .data import read_titanic
 from .titanic import TitanicPrep, init_linear, linear_preds, sigmoid_preds, train_coeffs, accuracy, params_of
-from fastai.data.transforms import RandomSplitter
 
-# %% ../nbs/04_titanic_neural_net.ipynb #3ca60bc2
+# %% ../nbs/04_titanic_neural_net.ipynb #26cc8f7a
 def init_matrix(n_in): # number of independent variables
     "A column of coefficients, shape `[n_in, 1]`, uniform in [0, 0.1)"
     return (torch.rand(n_in, 1)*0.1).requires_grad_()
 
-# %% ../nbs/04_titanic_neural_net.ipynb #aaffe926
+# %% ../nbs/04_titanic_neural_net.ipynb #d891973a
 def matrix_preds(coeffs, # shape `[n_in, 1]`
                  indeps): # shape `[n, n_in]`
     "Sigmoid of the matrix product, shape `[n, 1]`"
     return torch.sigmoid(indeps@coeffs)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #f5f08200
+# %% ../nbs/04_titanic_neural_net.ipynb #7d867efe
 def init_net(n_in, # number of independent variables
              n_hidden=20): # number of hidden units
     "Coefficients of a one-hidden-layer net: `(layer1, layer2, const)`"
@@ -34,14 +33,14 @@ def init_net(n_in, # number of independent variables
     const = torch.rand(1)[0]
     return layer1.requires_grad_(),layer2.requires_grad_(),const.requires_grad_()
 
-# %% ../nbs/04_titanic_neural_net.ipynb #9ed45c2d
+# %% ../nbs/04_titanic_neural_net.ipynb #1fdc1bbd
 def net_preds(coeffs, # `(layer1, layer2, const)` from `init_net`
               indeps): # shape `[n, n_in]`
     "ReLU of the first layer, then the second layer plus the constant, then a sigmoid: shape `[n, 1]`"
     layer1,layer2,const = coeffs
     return torch.sigmoid(F.relu(indeps@layer1)@layer2 + const)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #331061e1
+# %% ../nbs/04_titanic_neural_net.ipynb #e254ba1b
 def init_deep(n_in, # number of independent variables
               hiddens=(10, 10), # size of each hidden layer
               shift=0.3, # each `[a,b]` matrix starts as `(rand(a,b)-shift)/b*scale`
@@ -52,7 +51,7 @@ def init_deep(n_in, # number of independent variables
     consts = [((torch.rand(1)[0]-0.5)*0.1).requires_grad_() for _ in layers]
     return layers,consts
 
-# %% ../nbs/04_titanic_neural_net.ipynb #e2f1e945
+# %% ../nbs/04_titanic_neural_net.ipynb #2f0152ca
 def deep_preds(coeffs, # `(layers, consts)` from `init_deep`
                indeps): # shape `[n, n_in]`
     "Each layer's matrix product plus its constant, ReLU between layers, sigmoid at the end: shape `[n, 1]`"
@@ -63,7 +62,7 @@ def deep_preds(coeffs, # `(layers, consts)` from `init_deep`
         if i < len(layers)-1: res = F.relu(res)
     return torch.sigmoid(res)
 
-# %% ../nbs/04_titanic_neural_net.ipynb #42370294
+# %% ../nbs/04_titanic_neural_net.ipynb #28c33fc7
 TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a column `[n,1]`
     'linear':  dict(init=init_linear, predict=linear_preds,  epochs=18, lr=0.2, column=False),
     'sigmoid': dict(init=init_linear, predict=sigmoid_preds, epochs=30, lr=100, column=False),
@@ -72,7 +71,7 @@ TITANIC_MODELS = {  # init, predict, epochs, lr, and whether targets are a colum
     'deep':    dict(init=init_deep,   predict=deep_preds,    epochs=30, lr=4,   column=True),
 }
 
-# %% ../nbs/04_titanic_neural_net.ipynb #2d55d5e5
+# %% ../nbs/04_titanic_neural_net.ipynb #292c1ae1
 class TitanicModel:
     "A trained Titanic model: the fitted `prep`, a `predict` function and its `coeffs`"
     def __init__(self, prep, # a fitted `TitanicPrep`
@@ -86,7 +85,7 @@ class TitanicModel:
         "0/1 survival per row of `df`"
         return (self(df)>0.5).long()
 
-# %% ../nbs/04_titanic_neural_net.ipynb #335e6118
+# %% ../nbs/04_titanic_neural_net.ipynb #fa4a88c2
 def train_titanic(name, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'matrix', 'net' or 'deep'
                   df:pd.DataFrame|None=None, # Kaggle's training frame (default: `read_titanic('train')`)
                   epochs:int|None=None, # number of epochs (default: the model's setting)
@@ -102,6 +101,7 @@ def train_titanic(name, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'matri
     x,y = prep.transform(df)
     if y is None: raise ValueError(f"the training frame has no {prep.dep} column")
     if s['column']: y = y[:,None]
+    from fastai.data.transforms import RandomSplitter  # here, not at the top: `import scratch_dl.cli` stays light
     trn,val = RandomSplitter(seed=split_seed)(df)
     coeffs,losses = train_coeffs(s['init'], s['predict'], x[trn], y[trn], epochs=s['epochs'] if epochs is None else epochs,
                                 lr=s['lr'] if lr is None else lr, seed=seed, verbose=verbose)
