@@ -1,150 +1,390 @@
-"""Benchmarks for scratch_dl: notebook test times, bare training runs, training-loop speed and import times.
+"""Benchmarks for scratch_dl: training loops against the machine's floor, growth with data, the command line and
+import times, the series against bare runs, peak memory, and the 784-30-1 `Learner` on a quiet and a loaded machine.
 
-Run by hand from the project root (not part of the test suite; nothing here asserts on timings):
+Run from the project root, on a quiet machine, and commit the report it writes to `benchmarks/results.md`:
 
-    SCRATCH_DL_DATA=/path/to/offline/data python benchmarks/run.py
+    SCRATCH_DL_DATA=/path/to/offline/data .venv/bin/python benchmarks/run.py [--before REF]
 
-`SCRATCH_DL_DATA` is only needed on offline machines (see README, "Data"). The report is printed and written
-to `benchmarks/results.md`; progress goes to stderr. It takes a few minutes on 2 CPU cores."""
-import datetime, json, os, platform, subprocess, sys, time
+`--before REF` also times the series and the bare run of an older commit, side by side with today's (exported with
+`git archive`, imported through `PYTHONPATH`).
+
+Every figure is a median with its spread (min-max) over several samples; every ratio is taken sample by sample
+between runs made in turn in the same round, so a drift in the machine's speed moves both sides. Targets are
+reported, never asserted. Progress goes to stderr. `--only loops,cli` runs some parts, `--samples N` sets the
+samples, `--quick` is a smoke test; those print the report and write it only where `--out` says."""
+import argparse, contextlib, datetime, gc, json, os, platform, signal, statistics, subprocess, sys, tempfile, time, traceback
 from importlib.metadata import version
 from pathlib import Path
 import pandas as pd
-from scratch_dl.cli import markdown_table  # the same Markdown tables as `scratch_dl results --out`
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT, BENCH = Path(__file__).resolve().parent.parent, Path(__file__).resolve().parent
 PY = sys.executable
-NBDEV_TEST = str(Path(PY).parent/'nbdev-test')
-NOTEBOOKS = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
-GROUPS = dict(mnist=['01_pixel_baseline', '02_mnist_sgd', '05_basic_optim', '06_learner'],
-              titanic=['03_titanic_linear', '04_titanic_neural_net'])
+NBDEV_TEST, SCRATCH_DL = str(Path(PY).parent/'nbdev-test'), str(Path(PY).parent/'scratch_dl')
 os.environ.setdefault('MPLBACKEND', 'Agg')  # as .ci/run does
 
 def log(*a): print(*a, file=sys.stderr, flush=True)
+def med(xs): return statistics.median(xs)
+def spread(xs, nd=2): return f'{med(xs):.{nd}f} ({min(xs):.{nd}f}-{max(xs):.{nd}f})'
+def table(rows): return pd.DataFrame(rows).to_markdown(index=False) + '\n'
+def met(value, target, above=True): return 'yes' if (value >= target if above else value < target) else '**no**'
 
-def run(cmd):
-    "Run `cmd` from the project root; return `(seconds, stdout)`, raising with its output if it fails"
-    start = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    secs = time.perf_counter() - start
-    if p.returncode: raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return secs, p.stdout
+# ---- whole processes -------------------------------------------------------------------------------------------
+# The wrapper times the command from inside a fresh interpreter (its own start-up is not counted) and reads the
+# peak resident memory of the largest process in the command's tree (RUSAGE_CHILDREN covers the reaped descendants).
+WRAP = """import json, resource, subprocess, sys, time
+t = time.perf_counter(); p = subprocess.run(sys.argv[1:], capture_output=True, text=True); wall = time.perf_counter() - t
+print(json.dumps(dict(wall=wall, rss=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024, rc=p.returncode,
+                      out=p.stdout[-2000:], err=p.stderr[-2000:])))"""
 
-def table(headers, rows): return markdown_table(pd.DataFrame(rows, columns=headers))
+def proc(cmd, cwd=ROOT, env=None):
+    "Run `cmd` once: dict of wall seconds, peak RSS (MiB), exit code and the tail of its output"
+    p = subprocess.run([PY, '-c', WRAP, *cmd], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    r = json.loads(p.stdout)
+    if r['rc']: log(f"  ! {' '.join(cmd)} exited {r['rc']}; its output ends:\n{(r['err'] or r['out'])[-800:]}")
+    return r
 
-def machine():
+def side_by_side(cmds, n, warmup=1):
+    "Run `cmds` (name -> (cmd, cwd, env)) in turn, A B C A B C ..., `n` counted rounds after `warmup`: name -> results"
+    res = {k: [] for k in cmds}
+    for i in range(warmup + n):
+        for k, (cmd, cwd, env) in cmds.items():
+            log(f"  {'warm-up' if i < warmup else f'sample {i-warmup+1}/{n}'}: {k}")
+            r = proc(cmd, cwd, env)
+            if i >= warmup: res[k].append(r)
+    return res
+
+def walls(rs): return [r['wall'] for r in rs]
+def exits(rs): return ', '.join(sorted({str(r['rc']) for r in rs}))
+
+# ---- in-process training ---------------------------------------------------------------------------------------
+def set_threads(n):
+    "Import what the training code imports, then use `n` torch threads (None: leave torch's choice); return the count in use"
+    import torch, fastai.learner, scratch_dl.loop, scratch_dl.mnist_linear
+    if n: torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+def mnist_tensors():
+    "`x, y, xv, yv`: the MNIST sample's training and validation rows and targets"
+    from scratch_dl.data import mnist_sample_path
+    from scratch_dl.mnist_linear import mnist_xy
+    path = mnist_sample_path()
+    return (*mnist_xy(path, 'train'), *mnist_xy(path, 'valid'))
+
+def loaders(x, y, xv, yv, kind, bs=256):
+    "'list': the lesson's `DataLoader` over `(x, y)` pairs; 'slice': `SliceLoader`; 'full': one batch of everything"
+    from torch.utils.data import DataLoader
+    from scratch_dl.loop import Loaders, SliceLoader
+    if kind == 'list': return Loaders(*[DataLoader(list(zip(a, b)), batch_size=bs) for a, b in ((x, y), (xv, yv))])
+    return Loaders(*[SliceLoader(a, b, bs if kind == 'slice' else len(a)) for a, b in ((x, y), (xv, yv))])
+
+def new_model(kind):
+    "Seeded model and its parameters: 'hand' (`linear1`, weights (784,1)), 'linear' (`nn.Linear`) or 'net' (784-30-1)"
+    import torch
+    from functools import partial
+    from torch import nn
+    from scratch_dl.mnist_linear import init_params, linear1
+    torch.manual_seed(0)
+    if kind == 'hand':
+        w, b = init_params((28*28, 1)), init_params(1)
+        return partial(linear1, weights=w, bias=b), [w, b]
+    m = nn.Linear(28*28, 1) if kind == 'linear' else nn.Sequential(nn.Linear(28*28, 30), nn.ReLU(), nn.Linear(30, 1))
+    return m, list(m.parameters())
+
+def trainer(model, loop, opt, dls, lr):
+    """`train(epochs)`: train a fresh `model` with `loop` ('fit': the shared loop; 'bare': forward, loss, backward,
+    step, zero_grad and a validation per epoch; 'learner': fastai's `Learner` with its SGD) and optimizer `opt`
+    ('basic': `BasicOptim`, 'sgd': `torch.optim.SGD`); return the last validation accuracy"""
+    import torch
+    from scratch_dl.loop import BasicOptim, fit, validate_epoch
+    from scratch_dl.mnist_linear import batch_accuracy, mnist_loss
+    def train(epochs):
+        m, params = new_model(model)
+        if loop == 'learner':
+            from fastai.data.core import DataLoaders
+            from fastai.learner import Learner
+            from fastai.optimizer import SGD
+            learn = Learner(DataLoaders(dls.train, dls.valid), m, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+            with learn.no_logging(): learn.fit(epochs, lr)
+            return learn.recorder.values[-1][-1]
+        o = BasicOptim(params, lr) if opt == 'basic' else torch.optim.SGD(params, lr=lr)
+        if loop == 'fit': return fit(m, dls, o, epochs, mnist_loss, batch_accuracy).metrics[-1]
+        for _ in range(epochs):
+            for xb, yb in dls.train:
+                mnist_loss(m(xb), yb).backward(); o.step(); o.zero_grad()
+            acc = validate_epoch(m, dls.valid, batch_accuracy)
+        return acc
+    return train
+
+def rounds(ways, epochs, n):
+    "Epochs/s of each of `ways` (name -> train): `n` rounds, each way once per round in turn, after a 1-epoch warm-up round"
+    rates, accs = {k: [] for k in ways}, {}
+    for i in range(n + 1):
+        for k, train in ways.items():
+            e = epochs if i else 1
+            start = time.perf_counter(); accs[k] = train(e); secs = time.perf_counter() - start
+            if i: rates[k].append(e / secs)
+        log(f"  {'warm-up' if not i else f'round {i}/{n}'} done")
+    return rates, accs
+
+def loop_rows(ways, dls, lr, epochs, n):
+    "Rows of epochs/s and ratio to the first of `ways` (the floor), round by round; `ways`: rows of `LINEAR` or `NET`"
+    rates, accs = rounds({w[0]: trainer(*w[1:4], dls[w[4]], lr) for w in ways}, epochs, n)
+    floor, rows = rates[ways[0][0]], []
+    for name, *_, t in ways:
+        ratio = [r / f for r, f in zip(rates[name], floor)]
+        rows.append({'loop': name, 'epochs/s': spread(rates[name], 1), 'ratio to floor': spread(ratio),
+                     'target': f'>= {t}' if t else '-', 'met': met(med(ratio), t) if t else '-',
+                     'last valid acc': f'{accs[name]:.4f}'})
+    return rows, rates
+
+# ---- parts -----------------------------------------------------------------------------------------------------
+LINEAR = [  # loop, model, training loop, optimizer, loaders, target ratio to the floor (issue 11)
+    ('floor: `linear1` + BasicOptim, bare loop, one full batch', 'hand', 'bare', 'basic', 'full', None),
+    ('`linear1` + BasicOptim, `fit`, DataLoader over (x, y) pairs (the lesson)', 'hand', 'fit', 'basic', 'list', None),
+    ('`linear1` + BasicOptim, `fit`, SliceLoader (the hand loop)', 'hand', 'fit', 'basic', 'slice', 0.6),
+    ('`nn.Linear` + BasicOptim, `fit`, SliceLoader', 'linear', 'fit', 'basic', 'slice', 0.6),
+    ('`nn.Linear` + `torch.optim.SGD`, `fit`, SliceLoader', 'linear', 'fit', 'sgd', 'slice', 0.6),
+    ('`nn.Linear` + `torch.optim.SGD`, bare loop, SliceLoader', 'linear', 'bare', 'sgd', 'slice', None),
+    ('fastai `Learner`, `nn.Linear`, SliceLoaders', 'linear', 'learner', None, 'slice', 0.4)]
+NET = [('floor: bare loop, `torch.optim.SGD`, one full batch', 'net', 'bare', 'sgd', 'full', None),
+       ('bare loop, `torch.optim.SGD`, SliceLoader', 'net', 'bare', 'sgd', 'slice', None),
+       ('fastai `Learner`, SliceLoaders', 'net', 'learner', None, 'slice', None)]
+
+def part_loops(o):
+    import torch
+    threads = set_threads(o.threads)
+    x, y, xv, yv = mnist_tensors()
+    dls = {k: loaders(x, y, xv, yv, k) for k in ('full', 'list', 'slice')}
+    log('loops: linear model'); lin_rows, _ = loop_rows(LINEAR, dls, 1.0, o.epochs, o.samples)
+    log('loops: 784-30-1 net'); net_rows, r = loop_rows(NET, dls, 0.1, o.epochs, o.samples)
+    vs_bare = [a / b for a, b in zip(r[NET[2][0]], r[NET[1][0]])]
+    return (f'## Training loops on MNIST 3 vs 7 ({len(x)} training, {len(xv)} validation images; batch 256; '
+            f'torch threads: {threads} at the start, {torch.get_num_threads()} at the end)\n\n'
+            f'Each sample trains a fresh seeded model for {o.epochs} epochs (validation after each epoch included; '
+            f'for `fit`, also its one-off check of the inputs); {o.samples} samples per loop, taken in turn, after a '
+            '1-epoch warm-up. '
+            'The floor does the same work with one batch per epoch: one forward, backward and step over the whole '
+            'training set, one forward over the validation set. Ratios are taken round by round against the floor.\n\n'
+            '### Linear model (784 -> 1, lr 1.0)\n\n' + table(lin_rows)
+            + '\n### 784-30-1 net (lr 0.1)\n\n' + table(net_rows)
+            + f'\n`Learner` / bare torch loop on the same loaders: **{spread(vs_bare)}**\n')
+
+def part_growth(o):
+    import torch
+    threads = set_threads(o.threads)
+    x, y, xv, yv = mnist_tensors()
+    rows, base = [], {}
+    for k in (1, 2, 4, 8):
+        log(f'growth: {k}x')
+        big = [torch.cat([t] * k) for t in (x, y, xv, yv)]
+        builds = []
+        for _ in range(o.samples):
+            start = time.perf_counter(); dl_list = loaders(*big, 'list'); builds.append(time.perf_counter() - start)
+        ways = {'slice': trainer('linear', 'fit', 'basic', loaders(*big, 'slice'), 1.0),
+                'list': trainer('linear', 'fit', 'basic', dl_list, 1.0)}
+        rates, _ = rounds(ways, o.growth_epochs, o.samples)
+        secs = {'slice': [1 / r for r in rates['slice']], 'list': [1 / r for r in rates['list']], 'build': builds}
+        if k == 1: base = {w: med(s) for w, s in secs.items()}
+        per_row = {w: med(s) / k / base[w] for w, s in secs.items()}
+        rows.append({'copies': f'{k}x', 'training rows': len(big[0]),
+                     'SliceLoader s/epoch': spread(secs['slice'], 3), 'SliceLoader per row vs 1x': f"{per_row['slice']:.2f}",
+                     'DataLoader s/epoch': spread(secs['list'], 3), 'DataLoader per row vs 1x': f"{per_row['list']:.2f}",
+                     'pairs build s': spread(builds, 3), 'build per row vs 1x': f"{per_row['build']:.2f}"})
+        del big, dl_list, ways; gc.collect()
+    return ('## Growth: epoch time on 1x, 2x, 4x and 8x copies of the MNIST sample (`torch.cat`)\n\n'
+            f'`nn.Linear` + BasicOptim + `fit`, batch 256, {threads} torch thread(s), training and validation sets both '
+            f'copied; seconds per epoch from {o.samples} fresh runs of {o.growth_epochs} epochs each (including `fit`\'s '
+            'one-off input check). '
+            '"pairs build" makes both DataLoaders (`list(zip(x, y))` of the training and the validation set). '
+            '"per row vs 1x" is (median at kx / k) / (median at 1x): 1.00 is linear growth.\n\n' + table(rows))
+
+CHECK = """import json, sys
+try:
+    {stmt}
+except SystemExit: pass
+print(json.dumps(['torch' in sys.modules, any(m.split('.')[0] == 'fastai' for m in sys.modules)]))"""
+
+def loads_heavy(stmt):
+    "Which of torch and fastai are imported after running `stmt` in a fresh interpreter"
+    out = subprocess.run([PY, '-c', CHECK.format(stmt=stmt)], cwd=ROOT, capture_output=True, text=True).stdout
+    try: torch, fastai = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError): return '(check failed)'
+    return ', '.join(n for n, b in (('torch', torch), ('fastai', fastai)) if b) or 'neither'
+
+def part_cli(o):
+    cli = lambda *a: f'from scratch_dl.cli import main; main({list(a)!r})'
+    cmds = {'bare interpreter (`python -c pass`)': ([PY, '-c', 'pass'], None),
+            '`scratch_dl --help`': ([SCRATCH_DL, '--help'], cli('--help')),
+            '`scratch_dl --version`': ([SCRATCH_DL, '--version'], cli('--version')),
+            **{f'`import {m}`': ([PY, '-c', f'import {m}'], f'import {m}' if m.startswith('scratch') else None)
+               for m in ('scratch_dl', 'scratch_dl.cli', 'torch', 'fastai.learner')}}
+    log('cli and imports')
+    res = side_by_side({k: (c, ROOT, None) for k, (c, _) in cmds.items()}, o.samples)
+    bare = walls(res['bare interpreter (`python -c pass`)'])
+    rows = []
+    for k, (_, stmt) in cmds.items():
+        w = walls(res[k]); fast = k.startswith('`scratch_dl')
+        rows.append({'command': k, 'seconds': spread(w), 'minus bare interpreter': spread([a - b for a, b in zip(w, bare)]),
+                     'exit code': exits(res[k]), 'imports torch/fastai': loads_heavy(stmt) if stmt else '-',
+                     'target': '< 0.5 s' if fast else '-', 'met': met(med(w), 0.5, above=False) if fast else '-'})
+    return (f'## Command line and import times (whole processes, {o.samples} samples each in turn after a warm-up)\n\n'
+            'Seconds from start to exit of a fresh process; "imports torch/fastai" is what the same code leaves in '
+            '`sys.modules`.\n\n' + table(rows))
+
+def part_series(o):
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {'now': (ROOT, env)}
+        if o.before:
+            old = Path(tmp)/'before'; old.mkdir()
+            tar = subprocess.run(['git', 'archive', o.before], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(['tar', '-x', '-C', str(old)], input=tar, check=True)
+            trees[f'before ({o.before})'] = (old, dict(env, PYTHONPATH=str(old)))
+        cmds = {}
+        for name, (tree, e) in trees.items():
+            cmds[f'{name}: series'] = ([NBDEV_TEST, '--n-workers', '2'], tree, e)
+            cmds[f'{name}: bare'] = ([SCRATCH_DL, 'results', '--quiet'], tree, e)
+        log('series vs bare')
+        res = side_by_side(cmds, o.series_samples, warmup=0)
+    rows = [{'run': k, 'seconds': spread(walls(rs), 1), 'peak RSS MiB': spread([r['rss'] for r in rs], 0),
+             'exit code': exits(rs)} for k, rs in res.items()]
+    def ratio(label, a, b):
+        failed = ' (a run failed)' if any(r['rc'] for r in res[a] + res[b]) else ''
+        return {'ratio': label, 'value': spread([x / y for x, y in zip(walls(res[a]), walls(res[b]))]) + failed}
+    ratios = [ratio(f'{name}: series / bare', f'{name}: series', f'{name}: bare') for name in trees]
+    ratios += [ratio(f'now / {name}: {w}', f'now: {w}', f'{name}: {w}') for name in list(trees)[1:]
+               for w in ('series', 'bare')]
+    return (f'## The series under nbdev-test vs the bare run (samples: {o.series_samples} each, in turn)\n\n'
+            '"series" is `nbdev-test --n-workers 2` (every notebook); "bare" is `scratch_dl results --quiet`, the '
+            "venv's console script (every model of the series in one process). "
+            + ('"before" runs the same commands in a `git archive` of that commit, `PYTHONPATH` pointing at it. '
+               if o.before else '')
+            + 'Peak RSS is the largest single process of the command\'s tree.\n\n' + table(rows) + '\n' + table(ratios))
+
+def part_memory(o):
+    nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))[:2 if o.quick else None]
+    rows = []
+    for nb in nbs + ['results']:
+        log('memory:', nb)
+        r = proc([SCRATCH_DL, 'results', '--quiet'] if nb == 'results' else [NBDEV_TEST, f'nbs/{nb}'])
+        rows.append({'run': '`scratch_dl results`' if nb == 'results' else f'`nbdev-test nbs/{nb}`',
+                     'peak RSS MiB': round(r['rss']), 'seconds': round(r['wall'], 1), 'exit code': r['rc']})
+    nb_rows = sorted(rows[:-1], key=lambda r: -r['peak RSS MiB'])
+    return ('## Peak memory (one run each)\n\nLargest single process of each command\'s tree (`ru_maxrss` of the '
+            f'reaped children). Heaviest notebook: **{nb_rows[0]["run"]}**.\n\n' + table([rows[-1]] + nb_rows))
+
+LOAD = """import os, sys, time
+import numpy as np
+end, parent = time.time() + float(sys.argv[1]), os.getppid()
+a = np.random.rand(256, 256).astype(np.float32)
+while time.time() < end and os.getppid() == parent: a @ a"""
+
+@contextlib.contextmanager
+def background_load(n_procs, seconds):
+    "`n_procs` single-threaded processes doing matrix products, stopped on exit (or after `seconds`, or with their parent)"
+    env = dict(os.environ, OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    procs = []
+    try:
+        for _ in range(n_procs): procs.append(subprocess.Popen([PY, '-c', LOAD, str(seconds)], env=env))
+        time.sleep(1)
+        yield
+    finally:
+        for p in procs: p.terminate()
+        for p in procs:
+            try: p.wait(5)
+            except subprocess.TimeoutExpired: p.kill(); p.wait()
+
+def learner_net_seconds(threads, epochs, n):
+    "(Child process) seconds of `n` fresh 784-30-1 `Learner` runs of `epochs` on `threads` torch threads, after a warm-up"
+    import torch
+    set_threads(threads)
+    train = trainer('net', 'learner', None, loaders(*mnist_tensors(), 'slice'), 0.1)
+    train(1)
+    out = []
+    for _ in range(n):
+        start = time.perf_counter(); train(epochs); out.append(time.perf_counter() - start)
+    return dict(seconds=out, threads=torch.get_num_threads())
+
+def learner_child(threads, o):
+    "`learner_net_seconds` in a fresh process with `OMP_NUM_THREADS=threads`; None if it runs past `o.child_timeout`"
+    code = (f'import json, sys; sys.path.insert(0, {str(BENCH)!r}); import run; '
+            f'print(json.dumps(run.learner_net_seconds({threads}, {o.load_epochs}, {o.load_samples})))')
+    try: p = subprocess.run([PY, '-B', '-c', code], cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS=str(threads)),
+                            capture_output=True, text=True, timeout=o.child_timeout)
+    except subprocess.TimeoutExpired: return None
+    if p.returncode: raise RuntimeError(f'learner child failed: {p.stderr[-1500:]}')
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+def part_load(o):
+    settings = sorted({os.cpu_count(), 1}, reverse=True)
+    quiet, loaded = {}, {}
+    for t in settings:
+        log(f'load: quiet, {t} thread(s)'); quiet[t] = learner_child(t, o)
+    with background_load(2, seconds=2 * len(settings) * o.child_timeout):
+        for t in settings:
+            log(f'load: loaded, {t} thread(s)'); loaded[t] = learner_child(t, o)
+    secs = lambda r: spread(r['seconds']) if r else f'timed out (> {o.child_timeout} s)'
+    rate = lambda r: f"{o.load_epochs / med(r['seconds']):.1f}" if r else '-'
+    rows = []
+    for t in settings:
+        q, l = quiet[t], loaded[t]
+        ratio = med(l['seconds']) / med(q['seconds']) if q and l else None
+        rows.append({'torch threads': t, 'threads seen after': ', '.join(str(r['threads']) if r else '-' for r in (q, l)),
+                     'quiet s': secs(q), 'quiet epochs/s': rate(q), 'loaded s': secs(l), 'loaded epochs/s': rate(l),
+                     'loaded / quiet (medians)': f'{ratio:.2f}' if ratio else '-',
+                     'within 2x': met(ratio, 2, above=False) if ratio else '**no**' if q else '-'})
+    return (f'## Quiet vs loaded: the 784-30-1 `Learner`, {o.load_epochs} epochs (lr 0.1, SliceLoaders)\n\n'
+            'Each setting runs in its own process (`OMP_NUM_THREADS` and `torch.set_num_threads`): '
+            f'{o.load_samples} fresh runs after a 1-epoch warm-up, timed inside the process. '
+            'The load is 2 single-threaded processes doing 256x256 '
+            'float32 matrix products, started by the benchmark and stopped when the loaded runs end.\n\n' + table(rows))
+
+PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load)
+
+def header(took, load_start):
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
                 if l.startswith('model name')), platform.processor() or 'unknown')
-    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    return (f"# scratch_dl benchmarks, {now}\n\n"
-            f"Machine: {platform.platform()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"torch {version('torch')}, fastai {version('fastai')}, nbdev {version('nbdev')}. "
-            f"SCRATCH_DL_DATA={os.environ.get('SCRATCH_DL_DATA', '(unset)')}\n")
-
-def part1_notebooks():
-    "Each notebook alone under nbdev-test, then the whole series as CI runs it"
-    times = {}
-    for nb in NOTEBOOKS:
-        log('nbdev-test', nb)
-        times[nb.removesuffix('.ipynb')] = run([NBDEV_TEST, f'nbs/{nb}'])[0]
-    log('nbdev-test --n-workers 2')
-    series = run([NBDEV_TEST, '--n-workers', '2'])[0]
-    rows = [(f'nbs/{k}.ipynb', f'{v:.1f}') for k,v in sorted(times.items(), key=lambda kv: -kv[1])]
-    rows += [('**sum, one at a time**', f'**{sum(times.values()):.1f}**'), ('**series, `--n-workers 2`**', f'**{series:.1f}**')]
-    return ('## 1. Notebooks under nbdev-test (wall s, slowest first)\n\n'
-            'Each includes nbdev-test start-up and the notebook\'s own imports (index.ipynb imports nothing heavy).\n\n' + table(['notebook', 'seconds'], rows)), times, series
-
-BARE = """import json, time; t0 = time.perf_counter()
-from scratch_dl.cli import run_series; t1 = time.perf_counter()
-tab, _ = run_series(only={only!r}, quiet=True)
-print(json.dumps(dict(imp=t1-t0, run=time.perf_counter()-t1, rows=tab.to_dict('records'))))"""
-
-def part2_bare(nb_times, series):
-    "`run_series` in a fresh subprocess per dataset, compared with the notebooks covering the same models"
-    rows, models = [], []
-    for only in ('mnist', 'titanic', None):
-        log('bare run_series', only)
-        secs, out = run([PY, '-c', BARE.format(only=only)])
-        r = json.loads(out.strip().splitlines()[-1])
-        nbs = sum(nb_times[n] for n in GROUPS[only]) if only else sum(nb_times.values())
-        rows.append((only or 'all', f'{secs:.1f}', f"{r['imp']:.1f}", f"{r['run']:.1f}", f"{secs-r['imp']-r['run']:.1f}",
-                     f'{nbs:.1f}', f'{nbs/secs:.1f}x'))
-        if only is None:
-            rows.append(('all vs CI (`--n-workers 2`)', *rows[-1][1:5], f'{series:.1f}', f'{series/secs:.1f}x'))
-            models = [(m['dataset'], m['model'], m['epochs'], m['accuracy'], m['seconds']) for m in r['rows']]
-    return ('## 2. Bare runs (`run_series` in a fresh subprocess) vs notebooks\n\n'
-            '`rest` is interpreter start-up and exit. Notebooks (sum of the one-at-a-time times): mnist = 01, 02, 05, 06; '
-            'titanic = 03, 04; all = every notebook. Image decoding is inside the first model (L1 baseline).\n\n'
-            + table(['dataset', 'subprocess s', 'import s', 'run_series s', 'rest s', 'notebooks s', 'series/bare'], rows)
-            + '\nPer model, from the `all` run:\n\n' + table(['dataset', 'model', 'epochs', 'accuracy', 'seconds'], models))
-
-def part3_loops(epochs=5, bs=256):
-    "Epochs/s (train + validate) of the MNIST linear model, five ways, on the same data"
-    import torch
-    from torch import nn
-    from torch.utils.data import DataLoader
-    from scratch_dl.data import mnist_sample_path
-    from scratch_dl.sgd import mnist_dls, mnist_xy, mnist_loss, batch_accuracy, validate_epoch, train_sgd_linear
-    from scratch_dl.optim import train_basic_optim
-    from scratch_dl.learner import mnist_learner, fit_accuracies
-    path = mnist_sample_path()
-    dls = mnist_dls(path, bs)
-    (x, y), (xv, yv) = mnist_xy(path, 'train'), mnist_xy(path, 'valid')
-
-    def torch_loop(train, valid):  # nn.Linear + torch.optim.SGD over any iterables of batches
-        torch.manual_seed(0)
-        model = nn.Linear(28*28, 1); opt = torch.optim.SGD(model.parameters(), lr=1.0)
-        def fit(n):
-            for _ in range(n):
-                for xb, yb in train():
-                    mnist_loss(model(xb), yb).backward(); opt.step(); opt.zero_grad()
-                acc = validate_epoch(model, valid(), batch_accuracy)
-            return acc
-        return fit
-    def learner_fit():
-        torch.manual_seed(0)
-        learn = mnist_learner(dls, nn.Linear(28*28, 1))
-        return lambda n: fit_accuracies(learn, n, 1.0)[-1]
-    slices = lambda a, b: lambda: ((a[i:i+bs], b[i:i+bs]) for i in range(0, len(a), bs))
-    ways = {  # name -> fit(n_epochs) returning the last validation accuracy
-        '(a) hand loop, `train_sgd_linear`': lambda n: train_sgd_linear(dls, epochs=n)[1][-1],
-        '(b) `BasicOptim`, `train_basic_optim`': lambda n: train_basic_optim(dls, epochs=n)[1][-1],
-        '(c) `torch.optim.SGD` + torch `DataLoader`': torch_loop(lambda: DataLoader(dls.train.dataset, batch_size=bs),
-                                                                lambda: DataLoader(dls.valid.dataset, batch_size=bs)),
-        '(d) fastai `Learner.fit`': learner_fit(),
-        '(e) `torch.optim.SGD`, slices of stacked tensors': torch_loop(slices(x, y), slices(xv, yv)),
-    }
-    rates = {}
-    for name, fit in ways.items():
-        log('epochs/s', name)
-        fit(1)  # warm-up
-        start = time.perf_counter(); acc = fit(epochs)
-        rates[name] = (epochs/(time.perf_counter()-start), acc)
-    ref = rates[list(ways)[-1]][0]
-    rows = [(k, f'{r:.1f}', f'{r/ref:.2f}', f'{acc:.4f}') for k, (r, acc) in rates.items()]
-    return (f'## 3. MNIST linear model: epochs/s ({epochs} epochs of {len(x)} train + {len(xv)} valid images, '
-            f'batch {bs}, after 1 warm-up epoch)\n\n'
-            '(a), (b) restart from a fresh model for the timed epochs; (c), (d), (e) continue training.\n\n'
-            + table(['loop', 'epochs/s', 'vs (e)', 'last valid acc'], rows))
-
-def part4_imports(repeat=3):
-    "Fresh-interpreter import times, best of `repeat`"
-    rows = []
-    for mod in (None, 'torch', 'scratch_dl', 'scratch_dl.data', 'scratch_dl.cli', 'fastai.vision.all'):
-        log('import', mod)
-        best = min(run([PY, '-c', f'import {mod}' if mod else 'pass'])[0] for _ in range(repeat))
-        rows.append((f'`import {mod}`' if mod else 'bare interpreter (`pass`)', f'{best:.2f}'))
-    pulled = run([PY, '-c', "import sys, scratch_dl.cli; print('fastai.vision.all' in sys.modules, "
-                  "sum(m.startswith('fastai') for m in sys.modules))"])[1].split()
-    return (f'## 4. Import time (fresh `python -c`, best of {repeat}, s)\n\n' + table(['import', 'seconds'], rows)
-            + f"\n`import scratch_dl.cli` pulls in `fastai.vision.all`: **{pulled[0]}** ({pulled[1]} fastai modules loaded)\n")
+    git = lambda *a: subprocess.run(['git', *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = ' with uncommitted changes' if git('status', '--porcelain', '--', 'scratch_dl', 'nbs') else ''
+    return (f"# scratch_dl benchmarks\n\n{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+            f"`{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`, {took:.0f} s.\n\n"
+            f"* Machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n"
+            f"* Python {platform.python_version()}, torch {version('torch')}, fastai {version('fastai')}, "
+            f"nbdev {version('nbdev')}, scratch_dl {version('scratch_dl')} at {git('rev-parse', '--short', 'HEAD')}{dirty}\n"
+            f"* SCRATCH_DL_DATA={os.environ.get('SCRATCH_DL_DATA', '(unset)')}, "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}\n"
+            f"* Load average (1 min) at the start: {load_start:.2f}, at the end: {os.getloadavg()[0]:.2f}"
+            + (" (**the machine was busy**: not comparable with a quiet run)" if load_start > 0.5 else '') + "\n")
 
 def main():
-    start = time.perf_counter()
-    nb_part, nb_times, series = part1_notebooks()
-    parts = [machine(), nb_part, part2_bare(nb_times, series), part3_loops(), part4_imports()]
-    report = '\n'.join(parts) + f'\nTotal benchmark time: {time.perf_counter()-start:.0f} s\n'
-    (ROOT/'benchmarks'/'results.md').write_text(report)
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--only', default=','.join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
+    ap.add_argument('--samples', type=int, help='samples per figure (default 5; --quick: 2)')
+    ap.add_argument('--series-samples', type=int, help='samples of the series and bare runs (default 2; --quick: 1)')
+    ap.add_argument('--epochs', type=int, help='epochs per loop sample (default 10; --quick: 2)')
+    ap.add_argument('--before', metavar='REF', help='also time the series and the bare run at this commit')
+    ap.add_argument('--threads', type=int, help='torch threads for the in-process parts (loops, growth; default: torch\'s)')
+    ap.add_argument('--quick', action='store_true', help='tiny samples and epochs, two notebooks: a smoke test')
+    ap.add_argument('--out', help='write the report here (default: benchmarks/results.md for a full run, else nowhere)')
+    o = ap.parse_args()
+    parts = o.only.split(',')
+    if bad := set(parts) - set(PARTS): ap.error(f"unknown part(s) {', '.join(sorted(bad))}: choose from {', '.join(PARTS)}")
+    q = o.quick
+    o.samples = o.samples or (2 if q else 5)
+    o.series_samples = o.series_samples or (1 if q else 2)
+    o.epochs = o.epochs or (2 if q else 10)
+    o.load_samples = min(o.samples, 3)  # each is a whole 10-epoch run, slow under load with 2 threads
+    o.growth_epochs, o.load_epochs, o.child_timeout = (1, 2, 120) if q else (2, 10, 150)
+    out = o.out or (None if q or o.only != ','.join(PARTS) else str(BENCH/'results.md'))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the background load
+    start, load_start, sections = time.perf_counter(), os.getloadavg()[0], []
+    for p in parts:
+        log(f'== {p}')
+        try: sections.append(PARTS[p](o))
+        except Exception as e:
+            log(traceback.format_exc()); sections.append(f'## {p}: FAILED\n\n`{type(e).__name__}: {e}`\n')
+    report = header(time.perf_counter() - start, load_start) + '\n' + '\n'.join(sections)
+    if out: Path(out).write_text(report); log('wrote', out)
     print(report)
 
 if __name__ == '__main__': main()

@@ -6,11 +6,11 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_nets.html.md"""
 
 # %% auto #0
 __all__ = ['TITANIC_MODELS', 'init_matrix', 'matrix_preds', 'init_net', 'net_preds', 'init_deep', 'deep_preds', 'TitanicModel',
-           'train_titanic']
+           'train_titanic', 'LRRun', 'lr_curves', 'plot_lr_runs', 'lr_explorer']
 
 # %% ../nbs/06_titanic_nets.ipynb #fded61b8
 import difflib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import pandas as pd, torch, torch.nn.functional as F
 from .data import read_titanic
 from .loop import Fit
@@ -109,3 +109,83 @@ def train_titanic(name:str, # a key of `TITANIC_MODELS`: 'linear', 'sigmoid', 'm
     res = fit_coeffs(s['init'], s['predict'], dls, s['epochs'] if epochs is None else epochs,
                      s['lr'] if lr is None else lr, seed=seed, verbose=verbose)
     return replace(res, model=TitanicModel(prep, res.model))
+
+# %% ../nbs/06_titanic_nets.ipynb #a8f7a501
+@dataclass
+class LRRun:
+    "One training run at learning rate `lr`: its `Fit`, or the message of the error that stopped it"
+    lr:float # the learning rate
+    fit:Fit|None=None # the run's record; `None` when it diverged
+    error:str|None=None # why the loop stopped the run, when it diverged
+    @property
+    def diverged(self): return self.fit is None
+    @property
+    def losses(self): return [] if self.diverged else self.fit.losses
+    @property
+    def accuracy(self): return None if self.diverged else self.fit.metrics[-1]
+
+# %% ../nbs/06_titanic_nets.ipynb #25fe45d9
+def lr_curves(name:str, # a key of `TITANIC_MODELS`
+              lrs, # the learning rates to try
+              epochs:int|None=None, # number of epochs (default: the model's setting)
+              df:pd.DataFrame|None=None, # Kaggle's training frame (default: `read_titanic('train')`)
+              seed:int=442, # seeds the initial coefficients: the same start for every rate
+             )->dict: # learning rate -> `LRRun`
+    "Train model `name` once per learning rate; a run the loop stops as diverging is recorded, not raised"
+    df = read_titanic('train') if df is None else df
+    runs = {}
+    for lr in lrs:
+        try: runs[lr] = LRRun(lr, fit=train_titanic(name, df, epochs=epochs, lr=lr, seed=seed))
+        except FloatingPointError as e: runs[lr] = LRRun(lr, error=str(e))
+    return runs
+
+# %% ../nbs/06_titanic_nets.ipynb #fc5422b3
+def plot_lr_runs(runs:dict, # learning rate -> `LRRun`, from `lr_curves`
+                 labels:dict|None=None, # learning rate -> a word for its panel's title, e.g. 'too small'
+                 title:str|None=None, # the figure's title
+                 ncols:int=4, # panels per row
+                ): # the matplotlib figure
+    "One panel per learning rate, on a shared scale: the training loss per epoch and the final accuracy, or why the run diverged"
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    labels = labels or {}
+    ncols = max(1, min(ncols, len(runs)))
+    nrows = max(1, -(-len(runs)//ncols))
+    fig,axs = plt.subplots(nrows, ncols, figsize=(3.3*ncols+0.6, 3*nrows+0.5), squeeze=False, sharex=True, sharey=True)
+    for ax in axs.flat[len(runs):]: ax.set_visible(False)
+    for ax,(lr,r) in zip(axs.flat, runs.items()):
+        head = f'lr {lr:g}' + (f': {labels[lr]}' if lr in labels else '')
+        if r.diverged:
+            ax.text(0.5, 0.5, r.error.split(':')[0].replace(' at epoch', '\nat epoch').replace(' with', '\nwith'),
+                    ha='center', va='center', transform=ax.transAxes, color='firebrick')
+            ax.set_title(f'{head}\ndiverged')
+        else:
+            ax.plot(range(1, len(r.losses)+1), r.losses, marker='.')
+            ax.set_title(f'{head}\naccuracy {r.accuracy:.4f}')
+        ax.set_xlabel('epoch'); ax.set_ylabel('training loss (MAE)')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title: fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/06_titanic_nets.ipynb #d51411b3
+def lr_explorer(df:pd.DataFrame|None=None, # Kaggle's training frame (default: `read_titanic('train')`)
+                name:str='net', # the model chosen at first
+                lr:float=20, # the learning rate at first
+                epochs:int=30, # the number of epochs at first
+               ): # an `ipywidgets.interactive` to display, or `None` without ipywidgets
+    "Sliders for the learning rate (log scale) and the epochs and a menu of models, redrawing the loss curve and accuracy"
+    try: from ipywidgets import interactive, FloatLogSlider, IntSlider, Dropdown
+    except ImportError:
+        print('The learning-rate explorer needs ipywidgets (pip install ipywidgets) and a notebook; plot_lr_runs draws the same runs.')
+        return None
+    import matplotlib.pyplot as plt
+    df = read_titanic('train') if df is None else df
+    def show(name, lr, epochs):
+        r = lr_curves(name, [lr], epochs, df=df)[lr]
+        plot_lr_runs({lr: r}, title=name, ncols=1)
+        plt.show()
+        print(f'diverged: {r.error}' if r.diverged else f'validation accuracy {r.accuracy:.4f}, final training loss {r.losses[-1]:.4f}')
+    return interactive(show, name=Dropdown(options=list(TITANIC_MODELS), value=name, description='model'),
+                       lr=FloatLogSlider(value=lr, base=10, min=-3, max=4, step=0.1, description='lr'),
+                       epochs=IntSlider(value=epochs, min=1, max=100, description='epochs'))
