@@ -127,7 +127,7 @@ def main():
                 left = temps(case.files[0].parent)
                 if sig == signal.SIGKILL:
                     again = run(case.argv)  # the next run removes the temporary files killed runs left
-                    print(f"  temporary files left by {n} kills with SIGKILL: {len(left)}; after one more run: "
+                    print(f"  temporary files left by {args.runs + args.at_write} kills with SIGKILL: {len(left)}; after one more run: "
                           f"{len(temps(case.files[0].parent))} (exit {again.returncode})", flush=True)
     finally: shutil.rmtree(root, ignore_errors=True)
     df = pd.DataFrame(rows)
