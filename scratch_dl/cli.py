@@ -8,7 +8,8 @@ Docs: https://scratch-dl.github.io/scratch_dl/cli.html.md"""
 __all__ = ['DATASETS', 'REPORT_FILES', 'SERIES_INDEX', 'COMMANDS', 'HELP_EPILOG', 'SeriesRun', 'series_runs', 'load_data',
            'SeriesReport', 'run_series', 'markdown_table', 'plot_curves', 'write_report', 'check_out_file',
            'check_out_dir', 'build_series_index', 'load_series_index', 'series_contents', 'find_in_series',
-           'suggest_words', 'UsageError', 'choose', 'results', 'submit', 'find', 'contents', 'make_parser', 'main']
+           'suggest_words', 'UsageError', 'choose', 'use_threads', 'results', 'submit', 'find', 'contents',
+           'make_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #0f51da26
 import argparse, difflib, json, os, re, signal, sys, tempfile, time
@@ -295,6 +296,18 @@ class _Progress:
         "Where stray library output goes while the work runs: stderr on a terminal, else nowhere"
         return redirect_stdout(sys.stderr if self.on else StringIO())
 
+# %% ../nbs/90_cli.ipynb #6dae1551
+def use_threads(threads:int|None=None): # torch threads to train with; None: one, unless `OMP_NUM_THREADS` is set
+    "Set the number of threads torch trains with, and return it"
+    import torch
+    if threads is None:
+        if os.environ.get('OMP_NUM_THREADS'): return torch.get_num_threads()
+        threads = 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise UsageError(f"--threads must be a positive whole number, not {threads!r}")
+    torch.set_num_threads(threads)
+    return threads
+
 # %% ../nbs/90_cli.ipynb #923304c2
 def _why(d, report):
     "Why dataset `d` could not run, with the fix when its data could not be had"
@@ -308,10 +321,12 @@ def _why(d, report):
 def results(only:str|None=None, # train only this dataset: 'mnist' or 'titanic' (default: both)
             out:str|None=None, # also write results.csv, results.md and curves.png into this folder
             force:bool=False, # overwrite result files already in `out`
-            quiet:bool=False): # no progress line (it only shows when stderr is a terminal)
+            quiet:bool=False, # no progress line (it only shows when stderr is a terminal)
+            threads:int|None=None): # torch threads to train with (default: one, unless `OMP_NUM_THREADS` is set)
     "Train every model of the series with its own settings and print one table; the exit status"
     datasets = DATASETS if only is None else (choose(only, DATASETS, 'dataset'),)
     if out is not None: out = check_out_dir(out, REPORT_FILES, force)
+    use_threads(threads)
     report,progress = SeriesReport(),_Progress(quiet)
     try:
         with progress.sink(): run_series(datasets, report=report, progress=progress)
@@ -329,9 +344,11 @@ def results(only:str|None=None, # train only this dataset: 'mnist' or 'titanic' 
 def submit(model:str='sigmoid', # the Titanic model to train, a name in `TITANIC_MODELS`
            out:str='sub.csv', # the submission file to write
            force:bool=False, # overwrite an existing file
-           quiet:bool=False): # no progress line (it only shows when stderr is a terminal)
+           quiet:bool=False, # no progress line (it only shows when stderr is a terminal)
+           threads:int|None=None): # torch threads to train with (default: one, unless `OMP_NUM_THREADS` is set)
     "Train a Titanic model and write Kaggle's `PassengerId,Survived` file; the exit status"
     out = check_out_file(out, force)
+    use_threads(threads)
     from scratch_dl.titanic_nets import TITANIC_MODELS, train_titanic
     from scratch_dl.titanic_linear import write_submission
     from scratch_dl.data import read_titanic, remove_stale_temps
@@ -425,17 +442,20 @@ def make_parser():
     cmd = {name: sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + '.', **fmt)
            for name,text in COMMANDS.items()}
     out_rule = 'the folder above it must exist; see `scratch_dl --help` for the rule'
+    threads_help = 'torch threads to train with (default: 1, or as $OMP_NUM_THREADS says when it is set)'
     r = cmd['results']
     r.add_argument('--only', type=_dataset, metavar='DATASET', help='train only this dataset: mnist or titanic')
     r.add_argument('-o', '--out', metavar='DIR', help=f'also write results.csv, results.md and curves.png into DIR ({out_rule})')
     r.add_argument('-f', '--force', action='store_true', help='overwrite result files already in DIR')
     r.add_argument('-q', '--quiet', action='store_true', help='no progress line (shown only on a terminal anyway)')
+    r.add_argument('--threads', type=int, metavar='N', help=threads_help)
     r.set_defaults(func=results)
     s = cmd['submit']
     s.add_argument('-m', '--model', default='sigmoid', help='the Titanic model to train: linear, sigmoid, matrix, net or deep (default: sigmoid)')
     s.add_argument('-o', '--out', metavar='FILE', default='sub.csv', help=f'the file to write (default: sub.csv; {out_rule})')
     s.add_argument('-f', '--force', action='store_true', help='overwrite FILE if it exists')
     s.add_argument('-q', '--quiet', action='store_true', help='no progress line (shown only on a terminal anyway)')
+    s.add_argument('--threads', type=int, metavar='N', help=threads_help)
     s.set_defaults(func=submit)
     f = cmd['find']
     f.add_argument('words', nargs='+', metavar='WORD', help='words that must all appear in a cell (any case; part of a word matches)')
