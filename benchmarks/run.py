@@ -12,7 +12,7 @@ Every figure is a median with its spread (min-max) over several samples; every r
 between runs made in turn in the same round, so a drift in the machine's speed moves both sides. Targets are
 reported, never asserted. Progress goes to stderr. `--only loops,cli` runs some parts, `--samples N` sets the
 samples, `--quick` is a smoke test; those print the report and write it only where `--out` says."""
-import argparse, contextlib, datetime, gc, json, os, platform, signal, statistics, subprocess, sys, tempfile, time, traceback
+import argparse, contextlib, datetime, gc, json, math, os, platform, signal, statistics, subprocess, sys, tempfile, time, traceback
 from importlib.metadata import version
 from pathlib import Path
 import pandas as pd
@@ -23,6 +23,12 @@ NBDEV_TEST, SCRATCH_DL = str(Path(PY).parent/'nbdev-test'), str(Path(PY).parent/
 os.environ.setdefault('MPLBACKEND', 'Agg')  # as .ci/run does
 
 def log(*a): print(*a, file=sys.stderr, flush=True)
+TARGETS = []  # rows of the report's summary: what, figure, target, met
+
+def target(what, figure, goal, ok):
+    "Record a target of the performance issue for the summary at the top of the report; return `ok` as 'yes' or '**no**'"
+    TARGETS.append({'target': what, 'measured': figure, 'goal': goal, 'met': 'yes' if ok else '**no**'})
+    return TARGETS[-1]['met']
 def med(xs): return statistics.median(xs)
 def spread(xs, nd=2): return f'{med(xs):.{nd}f} ({min(xs):.{nd}f}-{max(xs):.{nd}f})'
 def table(rows): return pd.DataFrame(rows).to_markdown(index=False) + '\n'
@@ -130,10 +136,14 @@ def loop_rows(ways, dls, lr, epochs, n):
     "Rows of epochs/s and ratio to the first of `ways` (the floor), round by round; `ways`: rows of `LINEAR` or `NET`"
     rates, accs = rounds({w[0]: trainer(*w[1:4], dls[w[4]], lr) for w in ways}, epochs, n)
     floor, rows = rates[ways[0][0]], []
+    n_batches = len(dls['slice'].train) + len(dls['slice'].valid)
     for name, *_, t in ways:
         ratio = [r / f for r, f in zip(rates[name], floor)]
+        extra = [(1 / r - 1 / f) / n_batches * 1e6 for r, f in zip(rates[name], floor)]
         rows.append({'loop': name, 'epochs/s': spread(rates[name], 1), 'ratio to floor': spread(ratio),
-                     'target': f'>= {t}' if t else '-', 'met': met(med(ratio), t) if t else '-',
+                     'µs per batch beyond the floor': spread(extra, 0) if name != ways[0][0] else '-',
+                     'target': f'>= {t}' if t else '-',
+                     'met': target(f'{name}: ratio to the floor', spread(ratio), f'>= {t}', med(ratio) >= t) if t else '-',
                      'last valid acc': f'{accs[name]:.4f}'})
     return rows, rates
 
@@ -150,9 +160,21 @@ NET = [('floor: bare loop, `torch.optim.SGD`, one full batch', 'net', 'bare', 's
        ('bare loop, `torch.optim.SGD`, SliceLoader', 'net', 'bare', 'sgd', 'slice', None),
        ('fastai `Learner`, SliceLoaders', 'net', 'learner', None, 'slice', None)]
 
+def op_microseconds(n=20000):
+    "Microseconds of one tiny tensor operation (`t + t` on one element): the fixed cost every operation pays"
+    import torch
+    t = torch.ones(1)
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(n): t + t
+        best = min(best, (time.perf_counter() - start) / n)
+    return best * 1e6
+
 def part_loops(o):
     import torch
     threads = set_threads(o.threads)
+    op = op_microseconds()
     x, y, xv, yv = mnist_tensors()
     dls = {k: loaders(x, y, xv, yv, k) for k in ('full', 'list', 'slice')}
     log('loops: linear model'); lin_rows, _ = loop_rows(LINEAR, dls, 1.0, o.epochs, o.samples)
@@ -164,7 +186,10 @@ def part_loops(o):
             f'for `fit`, also its one-off check of the inputs); {o.samples} samples per loop, taken in turn, after a '
             '1-epoch warm-up. '
             'The floor does the same work with one batch per epoch: one forward, backward and step over the whole '
-            'training set, one forward over the validation set. Ratios are taken round by round against the floor.\n\n'
+            'training set, one forward over the validation set. Ratios are taken round by round against the floor. '
+            '"µs per batch beyond the floor" is the loop\'s extra time per epoch spread over its '
+            f'{len(dls["slice"].train)} training and {len(dls["slice"].valid)} validation batches; for scale, one tiny '
+            f'tensor operation (`t + t` on one element) costs **{op:.1f} µs** here.\n\n'
             '### Linear model (784 -> 1, lr 1.0)\n\n' + table(lin_rows)
             + '\n### 784-30-1 net (lr 0.1)\n\n' + table(net_rows)
             + f'\n`Learner` / bare torch loop on the same loaders: **{spread(vs_bare)}**\n')
@@ -226,7 +251,8 @@ def part_cli(o):
         w = walls(res[k]); fast = k.startswith('`scratch_dl')
         rows.append({'command': k, 'seconds': spread(w), 'minus bare interpreter': spread([a - b for a, b in zip(w, bare)]),
                      'exit code': exits(res[k]), 'imports torch/fastai': loads_heavy(stmt) if stmt else '-',
-                     'target': '< 0.5 s' if fast else '-', 'met': met(med(w), 0.5, above=False) if fast else '-'})
+                     'target': '< 0.5 s' if fast else '-',
+                     'met': target(f'{k}, seconds', spread(w), '< 0.5 s', med(w) < 0.5) if fast else '-'})
     return (f'## Command line and import times (whole processes, {o.samples} samples each in turn after a warm-up)\n\n'
             'Seconds from start to exit of a fresh process; "imports torch/fastai" is what the same code leaves in '
             '`sys.modules`.\n\n' + table(rows))
@@ -318,11 +344,19 @@ def learner_child(threads, o):
 def part_load(o):
     settings = sorted({os.cpu_count(), 1}, reverse=True)
     quiet, loaded = {}, {}
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    cli = {t: ([SCRATCH_DL, 'results', '--quiet', '--threads', str(t)], ROOT, env) for t in settings}
     for t in settings:
         log(f'load: quiet, {t} thread(s)'); quiet[t] = learner_child(t, o)
+    log('load: quiet, scratch_dl results'); cli_quiet = side_by_side(cli, o.series_samples, warmup=0)
     with background_load(2, seconds=2 * len(settings) * o.child_timeout):
         for t in settings:
             log(f'load: loaded, {t} thread(s)'); loaded[t] = learner_child(t, o)
+        log('load: loaded, scratch_dl results'); cli_loaded = side_by_side(cli, o.series_samples, warmup=0)
+    cli_rows = [{'`scratch_dl results --threads N`': t, 'quiet s': spread(walls(cli_quiet[t]), 1),
+                 'loaded s': spread(walls(cli_loaded[t]), 1),
+                 'loaded / quiet (medians)': f'{med(walls(cli_loaded[t])) / med(walls(cli_quiet[t])):.2f}',
+                 'exit codes': exits(cli_quiet[t] + cli_loaded[t])} for t in settings]
     secs = lambda r: spread(r['seconds']) if r else f'timed out (> {o.child_timeout} s)'
     rate = lambda r: f"{o.load_epochs / med(r['seconds']):.1f}" if r else '-'
     rows = []
@@ -333,11 +367,15 @@ def part_load(o):
                      'quiet s': secs(q), 'quiet epochs/s': rate(q), 'loaded s': secs(l), 'loaded epochs/s': rate(l),
                      'loaded / quiet (medians)': f'{ratio:.2f}' if ratio else '-',
                      'within 2x': met(ratio, 2, above=False) if ratio else '**no**' if q else '-'})
+        if t == 1: target('784-30-1 `Learner`, one thread (the package\'s setting): loaded / quiet time',
+                          f'{ratio:.2f}' if ratio else 'timed out', '<= 2', bool(ratio) and ratio <= 2)
     return (f'## Quiet vs loaded: the 784-30-1 `Learner`, {o.load_epochs} epochs (lr 0.1, SliceLoaders)\n\n'
             'Each setting runs in its own process (`OMP_NUM_THREADS` and `torch.set_num_threads`): '
             f'{o.load_samples} fresh runs after a 1-epoch warm-up, timed inside the process. '
             'The load is 2 single-threaded processes doing 256x256 '
-            'float32 matrix products, started by the benchmark and stopped when the loaded runs end.\n\n' + table(rows))
+            'float32 matrix products, started by the benchmark and stopped when the loaded runs end.\n\n' + table(rows)
+            + f'\nThe whole series in one process, `scratch_dl results` (whole process, {o.series_samples} samples each, '
+            'in turn, `OMP_NUM_THREADS` unset), on the same quiet and loaded machine:\n\n' + table(cli_rows))
 
 PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load)
 
@@ -356,6 +394,12 @@ def header(took, load_start):
             f"* Load average (1 min) at the start: {load_start:.2f}, at the end: {os.getloadavg()[0]:.2f}"
             + (" (**the machine was busy**: not comparable with a quiet run)" if load_start > 0.5 else '') + "\n")
 
+def wait_for_quiet(below=0.5, most=120):
+    "Wait (at most `most` seconds) for the 1-minute load average to fall below `below`, so the run starts on a quiet machine"
+    end = time.time() + most
+    while os.getloadavg()[0] >= below and time.time() < end:
+        log(f'waiting for a quiet machine: load average {os.getloadavg()[0]:.2f}'); time.sleep(10)
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--only', default=','.join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
@@ -363,7 +407,9 @@ def main():
     ap.add_argument('--series-samples', type=int, help='samples of the series and bare runs (default 2; --quick: 1)')
     ap.add_argument('--epochs', type=int, help='epochs per loop sample (default 10; --quick: 2)')
     ap.add_argument('--before', metavar='REF', help='also time the series and the bare run at this commit')
-    ap.add_argument('--threads', type=int, help='torch threads for the in-process parts (loops, growth; default: torch\'s)')
+    ap.add_argument('--threads', type=int, default=1,
+                    help='torch threads for the in-process parts (loops, growth; default: 1, as the package trains)')
+    ap.add_argument('--no-wait', action='store_true', help='start at once, even on a busy machine')
     ap.add_argument('--quick', action='store_true', help='tiny samples and epochs, two notebooks: a smoke test')
     ap.add_argument('--out', help='write the report here (default: benchmarks/results.md for a full run, else nowhere)')
     o = ap.parse_args()
@@ -377,13 +423,16 @@ def main():
     o.growth_epochs, o.load_epochs, o.child_timeout = (1, 2, 120) if q else (2, 10, 150)
     out = o.out or (None if q or o.only != ','.join(PARTS) else str(BENCH/'results.md'))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the background load
+    if not (o.no_wait or q): wait_for_quiet()
     start, load_start, sections = time.perf_counter(), os.getloadavg()[0], []
     for p in parts:
         log(f'== {p}')
         try: sections.append(PARTS[p](o))
         except Exception as e:
             log(traceback.format_exc()); sections.append(f'## {p}: FAILED\n\n`{type(e).__name__}: {e}`\n')
-    report = header(time.perf_counter() - start, load_start) + '\n' + '\n'.join(sections)
+    summary = ('## Targets of the performance issue\n\nCollected from the sections below (medians, with the spread).\n\n'
+               + table(TARGETS) + '\n') if TARGETS else ''
+    report = header(time.perf_counter() - start, load_start) + '\n' + summary + '\n'.join(sections)
     if out: Path(out).write_text(report); log('wrote', out)
     print(report)
 
