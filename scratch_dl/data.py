@@ -85,7 +85,7 @@ def remove_stale_temps(folder, # where the temporary files or folders were made
     if not folder.is_dir(): return gone
     for p in folder.glob(f'.{prefix}-*'):
         m = re.match(rf'\.{re.escape(prefix)}-(\d+)-', p.name)
-        if m and _alive(int(m[1])): continue
+        if not m or _alive(int(m[1])): continue  # not one of ours (no process id), or its process is still at work
         if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
         else: p.unlink(missing_ok=True)
         gone.append(p.name)
