@@ -300,11 +300,12 @@ class _Progress:
 def use_threads(threads:int|None=None): # torch threads to train with; None: one, unless `OMP_NUM_THREADS` is set
     "Set the number of threads torch trains with, and return it"
     import torch
+    from scratch_dl.loop import check_count
     if threads is None:
         if os.environ.get('OMP_NUM_THREADS'): return torch.get_num_threads()
         threads = 1
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise UsageError(f"--threads must be a positive whole number, not {threads!r}")
+    try: check_count(threads, '--threads')
+    except ValueError as e: raise UsageError(str(e)) from None
     torch.set_num_threads(threads)
     return threads
 

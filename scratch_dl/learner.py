@@ -11,7 +11,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
 # %% ../nbs/07_mnist_learner_scratch.ipynb #b02dc0f2
 import math
 import torch
-from .loop import BasicOptim, Fit, check_lr, check_finite_batches, opt_params
+from .loop import BasicOptim, Fit, check_count, check_lr, check_finite_batches, opt_params
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #3cf5b27c
 class CancelFitException(Exception): "Raise in a callback to stop training; `fit` returns the epochs completed so far"
@@ -81,8 +81,7 @@ class Learner:
     def fit(self,
             epochs:int): # passes over the training set
         "Train for `epochs`, each a training pass then a validation pass, with a fresh optimizer; returns a `Fit`"
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive whole number, not {epochs!r}")
+        check_count(epochs, 'epochs')
         check_finite_batches(self.dls.train, 'training'); check_finite_batches(self.dls.valid, 'validation')
         self.epochs,self.metric_values = epochs,{}
         self.opt = self.opt_func(self.model.parameters(), self.lr)

@@ -12,7 +12,7 @@ __all__ = ['mnist_dls', 'mnist_learner', 'fit_learner', 'simple_net', 'top_losse
 from functools import partial
 import torch
 from torch import nn
-from .loop import BasicOptim, Fit, Loaders, SliceLoader, check_lr, fit
+from .loop import BasicOptim, Fit, Loaders, SliceLoader, check_count, check_lr, fit
 from .mnist_linear import mnist_xy, init_params, linear1, mnist_loss, batch_accuracy
 
 # %% ../nbs/04_mnist_learner.ipynb #1b838153
@@ -36,9 +36,7 @@ def fit_learner(learn, # a fastai `Learner` whose last metric is the accuracy, e
                 lr:float, # learning rate
                 quiet:bool=True) -> Fit: # hide the progress bar and the table of results
     "Fit `learn`; return a `Fit` of fastai's per-epoch training loss and validation accuracy (rounded to 4 places)"
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive whole number, not {epochs!r}")
-    check_lr(lr)
+    check_count(epochs, 'epochs'); check_lr(lr)
     if quiet:
         with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr)
     else: learn.fit(epochs, lr)
@@ -104,8 +102,7 @@ def train_learner_net(dls, # `Loaders` or fastai `DataLoaders`, e.g. from `mnist
                       seed:int=0, # random seed, set just before creating the model
                       hidden:int=30) -> Fit: # number of hidden units
     "Train `Linear(784,hidden)`, ReLU, `Linear(hidden,1)` with fastai's `Learner` (`mnist_learner`)"
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-        raise ValueError(f"hidden must be a positive whole number, not {hidden!r}")
+    check_count(hidden, 'hidden')
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(28*28, hidden), nn.ReLU(), nn.Linear(hidden, 1))
     return fit_learner(mnist_learner(dls, net), epochs, lr)
