@@ -11,7 +11,7 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
 # %% ../nbs/07_mnist_learner_scratch.ipynb #b02dc0f2
 import math
 import torch
-from .loop import BasicOptim, Fit, check_count, check_lr, check_finite_batches, opt_params
+from .loop import BasicOptim, Fit, check_count, check_lr, check_finite_batches, diverged, opt_params
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #3cf5b27c
 class CancelFitException(Exception): "Raise in a callback to stop training; `fit` returns the epochs completed so far"
@@ -53,8 +53,7 @@ class Learner:
         "Predictions and loss; when training, also the backward pass, `step` and `zero_grad`"
         self.predict(); self.get_loss()
         if not math.isfinite(loss := self.loss.item()):
-            raise FloatingPointError(f"the loss became {loss} at epoch {self.epoch} of {self.epochs} with lr={self.lr}: "
-                                     "the steps are too large, try a smaller learning rate")
+            raise diverged(f"the loss became {loss}", self.epoch, self.epochs, self.lr)
         if self.training: self.backward(); self.step(); self.zero_grad()
 
     def _with_events(self, stage, f, cancel):

@@ -6,7 +6,7 @@ Docs: https://scratch-dl.github.io/scratch_dl/training_loop.html.md"""
 
 # %% auto #0
 __all__ = ['Loaders', 'check_lr', 'check_count', 'BasicOptim', 'calc_grad', 'validate_epoch', 'Fit', 'opt_params', 'opt_lr',
-           'all_finite', 'check_finite_batches', 'fit', 'SliceLoader']
+           'all_finite', 'check_finite_batches', 'diverged', 'fit', 'SliceLoader']
 
 # %% ../nbs/03_training_loop.ipynb #c4cafd5e
 import math
@@ -107,6 +107,13 @@ def check_finite_batches(dl, # iterable of (inputs, targets) batches
                 raise ValueError(f"the {name} data is not clean: batch {i} has {n} NaN or infinite {what}; "
                                  "fix or drop those rows before training")
 
+def diverged(what:str, # what broke, e.g. 'the loss became nan'
+             epoch:int, epochs:int, # when: epoch `epoch` of `epochs`
+             lr:float): # the learning rate, which gets the blame
+    "The error that stops a run whose steps were too large"
+    return FloatingPointError(f"{what} at epoch {epoch} of {epochs} with lr={lr}: "
+                              "the steps are too large, try a smaller learning rate")
+
 def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Module`)
         dls, # anything with `.train` and `.valid` loaders, e.g. `Loaders`
         opt, # optimizer with `step` and `zero_grad`, e.g. `BasicOptim`
@@ -122,15 +129,12 @@ def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Mod
         total,n = 0.,0
         for xb,yb in dls.train:
             loss = calc_grad(xb, yb, model, loss_func).item()
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss} at epoch {epoch} of {epochs} with lr={lr}: "
-                                         "the steps are too large, try a smaller learning rate")
+            if not math.isfinite(loss): raise diverged(f"the loss became {loss}", epoch, epochs, lr)
             opt.step(); opt.zero_grad()
             total,n = total+loss,n+1
         # A parameter that overflows mid-epoch makes the next batch's loss NaN; this catches one from the last step
         if not all(all_finite(p) for p in params):
-            raise FloatingPointError(f"a parameter became NaN or infinite at epoch {epoch} of {epochs} with lr={lr}: "
-                                     "the steps are too large, try a smaller learning rate")
+            raise diverged("a parameter became NaN or infinite", epoch, epochs, lr)
         losses.append(total/n)
         metrics.append(validate_epoch(model, dls.valid, metric))
     return Fit(model, params, losses, metrics)
