@@ -9,7 +9,7 @@ __all__ = ['ex_scale_pixels', 'ex_missing_counts', 'ex_mnist_distance', 'ex_is_3
            'ex_sgd_step', 'ex_basic_optim', 'ex_batches', 'ex_relu', 'ex_simple_net', 'ex_add_dummies', 'ex_normalise',
            'ex_matmul', 'ex_net_preds', 'ex_run_cbs', 'ex_weighted_mean', 'EXERCISES', 'Raised', 'differ', 'Mistake',
            'Exercise', 'scale_pixels', 'missing_counts', 'sgd_step', 'batches', 'relu', 'simple_net', 'add_dummies',
-           'normalise', 'matmul', 'run_cbs', 'weighted_mean']
+           'normalise', 'matmul', 'weighted_mean']
 
 # %% ../nbs/80_exercises.ipynb #f5b6667f
 import ast, inspect, math
@@ -21,6 +21,7 @@ from torch import nn
 from .mnist_baseline import l1_distance, is_3
 from .mnist_linear import mnist_loss, batch_accuracy
 from .loop import BasicOptim
+from .learner import run_cbs
 from .titanic_linear import CAT_COLS
 from .titanic_nets import net_preds
 
@@ -629,15 +630,6 @@ ex_net_preds = Exercise('net_preds', net_preds, _net_coeffs, lesson='06_titanic_
               Mistake('no sigmoid at the end', _net_preds_no_sigmoid,
                       "The loss compares predictions with 0/1 survival, so they must lie between 0 and 1: wrap the last "
                       "step in `torch.sigmoid`.")])
-
-# %% ../nbs/80_exercises.ipynb #df3be58c
-def run_cbs(cbs, # callbacks: objects with an `order` and some of the event methods
-            event:str, # the event, e.g. 'before_fit': the name of the methods to call
-            learn=None): # passed to each method
-    "Call the method named `event` of every callback that has one, with `learn`, lowest `order` first"
-    for cb in sorted(cbs, key=lambda cb: cb.order):
-        method = getattr(cb, event, None)
-        if method is not None: method(learn)
 
 # %% ../nbs/80_exercises.ipynb #e1d0a9cc
 class _LogCB:
