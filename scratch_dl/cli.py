@@ -150,10 +150,9 @@ def _data_line(report):
 def write_report(report:SeriesReport, # from `run_series`
                  out): # folder to write into (created if missing; the folder above it must exist)
     "Write `results.csv`, `results.md` and `curves.png` into `out`, each whole or not at all; their paths"
-    from scratch_dl.data import write_atomic, remove_stale_temps
+    from scratch_dl.data import write_atomic
     out = Path(out)
     out.mkdir(exist_ok=True)
-    for stem in {Path(n).stem for n in REPORT_FILES}: remove_stale_temps(out, stem)  # left by a run that was killed
     table,fig = report.table(),plot_curves(report)
     paths = [write_atomic(out/'results.csv', lambda f: table.to_csv(f, index=False)),
              write_atomic(out/'results.md', lambda f: Path(f).write_text(markdown_table(table) + '\n' + _data_line(report) + '\n'))]
@@ -352,7 +351,7 @@ def submit(model:str='sigmoid', # the Titanic model to train, a name in `TITANIC
     use_threads(threads)
     from scratch_dl.titanic_nets import TITANIC_MODELS, train_titanic
     from scratch_dl.titanic_linear import write_submission
-    from scratch_dl.data import read_titanic, remove_stale_temps
+    from scratch_dl.data import read_titanic
     name = choose(model, TITANIC_MODELS, 'model')
     trn,tst = read_titanic('train'),read_titanic('test')
     progress = _Progress(quiet)
@@ -360,7 +359,6 @@ def submit(model:str='sigmoid', # the Titanic model to train, a name in `TITANIC
         progress(f"training {name} ({TITANIC_MODELS[name]['epochs']} epochs)")
         with progress.sink(): fit = train_titanic(name, trn)
     finally: progress.done()
-    remove_stale_temps(out.parent, out.stem)  # temporary files left by a run that was killed
     write_submission(fit.model(tst), tst, out)  # refuses NaN predictions; writes atomically
     print(f"wrote {len(tst)} predictions to {out} (model {name}, validation accuracy {fit.metrics[-1]:.4f})")
     return 0

@@ -56,6 +56,7 @@ def write_atomic(fname, # the file to create or replace
     fname = Path(fname)
     if fname.is_dir(): raise IsADirectoryError(errno.EISDIR, f"{fname} is a folder: give the name of a file to write")
     if not fname.parent.is_dir(): raise FileNotFoundError(errno.ENOENT, f"cannot write {fname}: its folder {fname.parent} does not exist")
+    remove_stale_temps(fname.parent, fname.stem)  # left by an earlier write of this file that was killed
     tmp = _tmp_name(fname)
     try:
         os.close(os.open(tmp, os.O_WRONLY|os.O_CREAT|os.O_EXCL, 0o666))  # 0o666 less the umask, like a plain open()
@@ -174,7 +175,6 @@ def verify_mnist_sample(path, # folder that should hold MNIST_SAMPLE
     for k in counts:
         folder = path/k
         cache = _stack_cache(folder)
-        remove_stale_temps(cache.parent, cache.stem)
         names,fp = _png_listing(folder)
         if _load_stack(cache, fp) is not None: continue  # made from these very files, which were checked then
         _save_stack(cache, fp, read_digits(folder, names, label=f'{name}/{k}'), f'{path.name}/{k}')
