@@ -470,14 +470,25 @@ def _quiet_stdout():
     try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError, AttributeError): pass
 
+class _Interrupts:
+    "A SIGINT handler that raises `KeyboardInterrupt`, as Python's own does, and remembers that Ctrl-C was pressed"
+    seen = False
+    def __call__(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
 def main(argv:list|None=None): # arguments after the program name (default: `sys.argv[1:]`, as the program)
     "The `scratch_dl` program: run one command; its exit status (errors are one line on stderr)"
-    try: return _main(argv)
+    # As the program, remember Ctrl-C: pressed while torch or numpy is being imported, it can come out of the import
+    # as another error (an ImportError, a half-made module), which must still be reported as an interrupt.
+    interrupts = _Interrupts()
+    if argv is None: signal.signal(signal.SIGINT, interrupts)
+    try: return _main(argv, interrupts)
     finally:
-        # as the program (no `argv`), once the work is over a late Ctrl-C must not turn Python's exit into a traceback
+        # as the program, once the work is over a late Ctrl-C must not turn Python's exit into a traceback
         if argv is None: signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-def _main(argv):
+def _main(argv, interrupts):
     argv,prog = (sys.argv[1:] if argv is None else [str(a) for a in argv]),'scratch_dl'
     try:
         try:
@@ -491,15 +502,16 @@ def _main(argv):
         except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)  # --help, --version
         sys.stdout.flush()
         return code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt: pass
     except BrokenPipeError:
         _quiet_stdout()
         return 141
     except Exception as e:
-        msg = _one_line(e) if isinstance(e, _EXPECTED) else f"{type(e).__name__}: {_one_line(e)}"
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
+        if not interrupts.seen:  # else Ctrl-C came out of a library as another error: report the interrupt
+            msg = _one_line(e) if isinstance(e, _EXPECTED) else f"{type(e).__name__}: {_one_line(e)}"
+            print(f"{prog}: error: {msg}", file=sys.stderr)
+            return 2 if isinstance(e, UsageError) else 1
+    print(f"{prog}: interrupted", file=sys.stderr)
+    return 130
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m scratch_dl.cli`, not this notebook
