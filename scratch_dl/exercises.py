@@ -8,8 +8,8 @@ Docs: https://scratch-dl.github.io/scratch_dl/exercises.html.md"""
 __all__ = ['ex_scale_pixels', 'ex_missing_counts', 'ex_mnist_distance', 'ex_is_3', 'ex_mnist_loss', 'ex_batch_accuracy',
            'ex_sgd_step', 'ex_basic_optim', 'ex_batches', 'ex_relu', 'ex_simple_net', 'ex_add_dummies', 'ex_normalise',
            'ex_matmul', 'ex_net_preds', 'ex_run_cbs', 'ex_weighted_mean', 'EXERCISES', 'Raised', 'differ', 'Mistake',
-           'Exercise', 'scale_pixels', 'missing_counts', 'sgd_step', 'batches', 'relu', 'simple_net', 'add_dummies',
-           'normalise', 'matmul', 'weighted_mean']
+           'Exercise', 'scale_pixels', 'missing_counts', 'sgd_step', 'batches', 'relu', 'add_dummies', 'normalise',
+           'matmul', 'weighted_mean']
 
 # %% ../nbs/80_exercises.ipynb #f5b6667f
 import ast, inspect, math
@@ -22,6 +22,7 @@ from .mnist_baseline import l1_distance, is_3
 from .mnist_linear import mnist_loss, batch_accuracy
 from .loop import BasicOptim
 from .learner import run_cbs
+from .mnist_learner import sequential_net
 from .titanic_linear import CAT_COLS
 from .titanic_nets import net_preds
 
@@ -486,12 +487,6 @@ ex_relu = Exercise('relu', relu, _activations, lesson='04_mnist_learner',
               Mistake('abs instead of ReLU', _relu_abs,
                       "`abs` turns a negative value into a positive one; ReLU turns it into 0. Use `clamp(min=0)`.")])
 
-# %% ../nbs/80_exercises.ipynb #45049a85
-def simple_net(n_in=28*28, # number of inputs (pixels)
-               n_hidden=30): # number of hidden units
-    "Linear layer, ReLU, linear layer to one output: fastbook's `simple_net`"
-    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1))
-
 # %% ../nbs/80_exercises.ipynb #017c6e61
 def _net_sizes(g):
     n_in = _int(g, 4, 9)
@@ -507,7 +502,7 @@ def _run_net(fn, n_in, n_hidden, x):
 def _net_no_relu(n_in, n_hidden): return nn.Sequential(nn.Linear(n_in, n_hidden), nn.Linear(n_hidden, 1))
 def _net_relu_last(n_in, n_hidden): return nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1), nn.ReLU())
 
-ex_simple_net = Exercise('simple_net', simple_net, _net_sizes, run=_run_net, lesson='04_mnist_learner',
+ex_simple_net = Exercise('simple_net', sequential_net, _net_sizes, run=_run_net, lesson='04_mnist_learner',
     stub='''def my_simple_net(n_in, n_hidden):
     "An nn.Sequential: a linear layer from `n_in` inputs to `n_hidden` features, a ReLU, a linear layer to one output"
     ...  # your code here''',
