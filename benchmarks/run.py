@@ -89,11 +89,12 @@ def new_model(kind):
     from functools import partial
     from torch import nn
     from scratch_dl.mnist_linear import init_params, linear1
+    from scratch_dl.mnist_learner import sequential_net
     torch.manual_seed(0)
     if kind == 'hand':
         w, b = init_params((28*28, 1)), init_params(1)
         return partial(linear1, weights=w, bias=b), [w, b]
-    m = nn.Linear(28*28, 1) if kind == 'linear' else nn.Sequential(nn.Linear(28*28, 30), nn.ReLU(), nn.Linear(30, 1))
+    m = nn.Linear(28*28, 1) if kind == 'linear' else sequential_net()
     return m, list(m.parameters())
 
 def trainer(model, loop, opt, dls, lr):
@@ -106,10 +107,8 @@ def trainer(model, loop, opt, dls, lr):
     def train(epochs):
         m, params = new_model(model)
         if loop == 'learner':
-            from fastai.data.core import DataLoaders
-            from fastai.learner import Learner
-            from fastai.optimizer import SGD
-            learn = Learner(DataLoaders(dls.train, dls.valid), m, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+            from scratch_dl.mnist_learner import mnist_learner
+            learn = mnist_learner(dls, m)
             with learn.no_logging(): learn.fit(epochs, lr)
             return learn.recorder.values[-1][-1]
         o = BasicOptim(params, lr) if opt == 'basic' else torch.optim.SGD(params, lr=lr)

@@ -1,4 +1,4 @@
-"""A small `Learner` with callbacks, written on top of the shared training loop, that reproduces fastai's `Learner` epoch by epoch.
+"""A second training loop, built like fastai's: a small `Learner` whose every stage fires an event for callbacks, sharing the first loop's guards, that reproduces fastai's `Learner` epoch by epoch.
 
 Docs: https://scratch-dl.github.io/scratch_dl/mnist_learner_scratch.html.md"""
 
@@ -6,12 +6,13 @@ Docs: https://scratch-dl.github.io/scratch_dl/mnist_learner_scratch.html.md"""
 
 # %% auto #0
 __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'run_cbs', 'Learner', 'WeightedMean',
-           'MetricsCB', 'Recorder', 'ProgressCB', 'EarlyStoppingCB']
+           'MetricsCB', 'Recorder', 'ProgressCB', 'EarlyStoppingCB', 'ShowGraphCB']
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #b02dc0f2
 import math
 import torch
-from .loop import BasicOptim, Fit, check_count, check_lr, check_finite_batches, diverged, opt_params
+from .loop import BasicOptim, check_count, check_lr, check_loaders, diverged, opt_params, ProgressBoard
+from .runs import Fit
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #3cf5b27c
 class CancelFitException(Exception): "Raise in a callback to stop training; `fit` returns the epochs completed so far"
@@ -31,6 +32,13 @@ def run_cbs(cbs, # callbacks: objects with an `order` and some of the event meth
         if method is not None: method(learn)
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #357f2d7a
+def _checked_cb(cb, i):
+    "`cb` if it can be a callback (an instance with an `order`), else raise naming the `i`th callback"
+    if isinstance(cb, type): raise TypeError(f"callback {i} is the class {cb.__name__}, not an instance: pass {cb.__name__}()")
+    if not isinstance(getattr(cb, 'order', None), (int, float)):
+        raise TypeError(f"callback {i} ({cb!r}) is not a callback: give it an `order` (subclass Callback) and event methods")
+    return cb
+
 class Learner:
     "A training loop that fires an event at each stage for callbacks to act on; `fit` returns a `Fit`"
     def __init__(self,
@@ -42,7 +50,7 @@ class Learner:
                  cbs=()): # callbacks; a `Recorder` is always added
         self.model,self.dls,self.loss_func,self.lr,self.opt_func = model,dls,loss_func,check_lr(lr),opt_func
         self.recorder = Recorder()
-        self.cbs = [self.recorder, *cbs]
+        self.cbs = [self.recorder, *[_checked_cb(cb, i) for i,cb in enumerate(cbs, 1)]]
 
     def callback(self,
                  event:str): # an event's name, e.g. 'after_batch'
@@ -68,19 +76,19 @@ class Learner:
         try: self.callback(f'before_{stage}'); f(); self.callback(f'after_{stage}')
         except cancel: pass
 
-    def _all_batches(self, dl):
-        for self.iter,(self.xb,self.yb) in enumerate(dl): self._with_events('batch', self.one_batch, CancelBatchException)
+    def _all_batches(self):
+        for self.iter,(self.xb,self.yb) in enumerate(self.dl): self._with_events('batch', self.one_batch, CancelBatchException)
 
     def one_epoch(self,
                   training:bool): # True: learn from `dls.train`; False: measure on `dls.valid`
         "One pass over the training or the validation loader, between `before_epoch` and `after_epoch`"
         self.training = training
         self.model.train(training)
-        dl = self.dls.train if training else self.dls.valid
-        self._with_events('epoch', lambda: self._all_batches(dl), CancelEpochException)
+        self.dl = self.dls.train if training else self.dls.valid  # a callback may wrap it, e.g. in a progress bar
+        self._with_events('epoch', self._all_batches, CancelEpochException)
 
     def _all_epochs(self):
-        for self.epoch in range(1, self.epochs+1):
+        for self.epoch in self.epoch_range:
             self.one_epoch(True)
             with torch.no_grad(): self.one_epoch(False)
 
@@ -88,11 +96,12 @@ class Learner:
             epochs:int): # passes over the training set
         "Train for `epochs`, each a training pass then a validation pass, with a fresh optimizer; returns a `Fit`"
         check_count(epochs, 'epochs')
-        check_finite_batches(self.dls.train, 'training'); check_finite_batches(self.dls.valid, 'validation')
-        self.epochs,self.metric_values = epochs,{}
+        self.n_batches = check_loaders(self.dls)
+        self.epochs,self.epoch_range,self.metric_values = epochs,range(1, epochs+1),{}  # a callback may wrap the range
+        self.recorder.reset()  # before any callback runs: a fit cancelled in `before_fit` records no epoch
         self.opt = self.opt_func(self.model.parameters(), self.lr)
         self._with_events('fit', self._all_epochs, CancelFitException)
-        return Fit(self.model, opt_params(self.opt), self.recorder.losses, self.recorder.metrics)
+        return Fit(self.model, opt_params(self.opt), self.recorder.losses, self.recorder.metrics, lr=self.lr)
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #847b8c29
 class WeightedMean:
@@ -126,7 +135,10 @@ class MetricsCB(Callback):
 class Recorder(Callback):
     "Per epoch: mean training and validation losses (each batch weighted by its size) and the metric callbacks' values"
     order = 50 # after the metric callbacks
-    def before_fit(self, learn): self.names,self.values,self.means = [],[],{True: WeightedMean(), False: WeightedMean()}
+    def __init__(self): self.reset()
+    def reset(self):
+        "Forget the previous fit: `Learner.fit` calls it before any event"
+        self.names,self.values,self.means = [],[],{True: WeightedMean(), False: WeightedMean()}
     def before_epoch(self, learn): self.means[learn.training].reset()
     def after_batch(self, learn): self.means[learn.training].add(learn.loss, len(learn.yb))
     def after_epoch(self, learn):
@@ -140,7 +152,7 @@ class Recorder(Callback):
     @property
     def metrics(self):
         "The first metric of each epoch, rounded to 4 places (empty without a metric)"
-        return [round(row[2], 4) for row in self.values if len(row) > 2]
+        return [None if row[2] is None else round(row[2], 4) for row in self.values if len(row) > 2]
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #9224254a
 class ProgressCB(Callback):
@@ -170,3 +182,20 @@ class EarlyStoppingCB(Callback):
         value = learn.recorder.values[-1][names.index(self.monitor)]
         if self.best is None or (value < self.best if self.lower else value > self.best): self.best,self.best_epoch = value,learn.epoch
         elif learn.epoch - self.best_epoch >= self.patience: raise CancelFitException()
+
+# %% ../nbs/07_mnist_learner_scratch.ipynb #11a134c5
+class ShowGraphCB(Callback):
+    "In a notebook: bars over the epochs and batches with the running loss, a table, and a live plot of the losses (`ProgressBoard`)"
+    order = Recorder.order + 1 # after the Recorder has written the epoch's row
+    def before_fit(self, learn):
+        names = [cb.name for cb in learn.cbs if isinstance(cb, MetricsCB)]
+        self.board = ProgressBoard(learn.epochs, learn.n_batches, names[0] if names else 'metric')
+        learn.epoch_range = self.board.mb
+    def before_epoch(self, learn):
+        if learn.training: learn.dl = self.board.batches(learn.dl)
+    def after_batch(self, learn):
+        if learn.training: self.board.batch_done(learn.recorder.means[True].value)
+    def after_epoch(self, learn):
+        if learn.training: return
+        row = learn.recorder.values[-1]
+        self.board.epoch_done(learn.epoch, row[0], row[1], row[2] if len(row) > 2 else None)
