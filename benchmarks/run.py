@@ -376,7 +376,75 @@ def part_load(o):
             + f'\nThe whole series in one process, `scratch_dl results` (whole process, {o.series_samples} samples each, '
             'in turn, `OMP_NUM_THREADS` unset), on the same quiet and loaded machine:\n\n' + table(cli_rows))
 
-PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load)
+
+# ---- all ten digits (lesson 08) --------------------------------------------------------------------------------
+def digits_trainer(model, loop, data):
+    """`train(epochs)`: one seeded run of lesson 08's `model` ('linear' or 'net') for `epochs` on the same shuffled batches:
+    'fit' (the shared loop, `BasicOptim`), 'bare' (a plain PyTorch loop with `torch.optim.SGD`, validating each epoch as
+    the others do), 'fastai' (fastai's `Learner`) or 'learner' (lesson 07's); returns the last test accuracy"""
+    import torch, torch.nn.functional as F
+    from torch import nn
+    from scratch_dl.mnist_digits import RECIPES, digit_accuracy, digit_dls, digit_net, train_digits
+    from scratch_dl.loop import validate_epoch
+    lr = RECIPES[model]['lr']
+    def train(epochs):
+        if loop != 'bare': return train_digits(data, model, loop, epochs=epochs).metrics[-1]
+        torch.manual_seed(0)
+        m, dls = (nn.Linear(28*28, 10) if model == 'linear' else digit_net()), digit_dls(data, seed=0)
+        opt = torch.optim.SGD(m.parameters(), lr=lr)
+        for _ in range(epochs):
+            for xb, yb in dls.train:
+                F.cross_entropy(m(xb), yb).backward(); opt.step(); opt.zero_grad()
+            acc = validate_epoch(m, dls.valid, digit_accuracy)
+        return acc
+    return train
+
+DIGIT_LOOPS = [('`fit` + `BasicOptim`', 'fit'), ('bare PyTorch loop + `torch.optim.SGD`', 'bare'),
+               ("fastai's `Learner`", 'fastai'), ('our `Learner` (lesson 07)', 'learner')]
+
+def part_digits(o):
+    import torch
+    from scratch_dl.datasets import dataset_path
+    from scratch_dl.mnist_digits import MNIST, load_digits
+    threads = set_threads(o.threads)
+    with tempfile.TemporaryDirectory() as tmp:  # an empty data folder: extract the archive, decode 70,000 PNGs, cache
+        log('digits: data, cold'); t = time.perf_counter(); load_digits(dataset_path(MNIST, data_dir=tmp)); cold = time.perf_counter() - t
+        warm = []
+        for _ in range(o.load_samples):
+            log('digits: data, cached'); t = time.perf_counter(); data = load_digits(dataset_path(MNIST, data_dir=tmp))
+            warm.append(time.perf_counter() - t)
+    n_epochs = 1 if o.quick else 2
+    rows, ratios = [], []
+    for model in ('linear', 'net'):
+        log(f'digits: {model}')
+        rates, accs = rounds({name: digits_trainer(model, loop, data) for name, loop in DIGIT_LOOPS}, n_epochs, o.load_samples)
+        secs = {k: [1 / r for r in v] for k, v in rates.items()}
+        fit_k, bare_k, fastai_k = (DIGIT_LOOPS[i][0] for i in range(3))
+        for name, _ in DIGIT_LOOPS:
+            rows.append({'model': model, 'loop': name, 'seconds per epoch': spread(secs[name]),
+                         'test accuracy': f'{accs[name]:.4f}'})
+        speed = [b / f for f, b in zip(secs[fit_k], secs[bare_k])]
+        ratios.append({'model': model, '`fit` speed / bare loop speed': spread(speed),
+                       'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])]),
+                       '`fit` / fastai `Learner` (speed)': spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]),
+                       'our `Learner` / fastai `Learner` (speed)': spread([a / l for l, a in zip(secs[DIGIT_LOOPS[3][0]], secs[fastai_k])]),
+                       'met': target(f'ten digits, {model}: `fit` at least as fast as the bare loop', spread(speed), '>= 1',
+                                     med(speed) >= 0.97)})
+    log('digits: the lesson under nbdev-test')
+    nb = proc([NBDEV_TEST, 'nbs/08_mnist_digits.ipynb'])
+    target('ten-digit lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
+    return (f'## All ten digits (lesson 08): 60,000 training and 10,000 test images, batch 256, torch threads: {threads}\n\n'
+            f"Data: extracting `mnist_png.tgz` into an empty folder, decoding the 70,000 PNGs and writing the caches took "
+            f"**{cold:.1f} s** (one run); loading the same from the caches **{spread(warm)} s** ({o.load_samples} runs).\n\n"
+            f'Each sample trains a fresh seeded model for {n_epochs} epochs on the same shuffled batches (the loaders are '
+            f'seeded alike), with a validation on the 10,000 test images after each epoch; {o.load_samples} samples per '
+            'loop, taken in turn after a 1-epoch warm-up. "met" counts `fit` as fast as the bare loop when its speed is '
+            'within 3% of it (the spread between samples is larger than that).\n\n'
+            + table(rows) + '\n' + table(ratios)
+            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
+            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load,
+             digits=part_digits)
 
 def header(took, load_start):
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()

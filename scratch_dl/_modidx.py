@@ -638,5 +638,7 @@ d = { 'settings': { 'branch': 'main',
                                          'scratch_dl.titanic_nets.net_preds': ('titanic_nets.html#net_preds', 'scratch_dl/titanic_nets.py'),
                                          'scratch_dl.titanic_nets.plot_lr_runs': ( 'titanic_nets.html#plot_lr_runs',
                                                                                    'scratch_dl/titanic_nets.py'),
+                                         'scratch_dl.titanic_nets.submit_titanic': ( 'titanic_nets.html#submit_titanic',
+                                                                                     'scratch_dl/titanic_nets.py'),
                                          'scratch_dl.titanic_nets.train_titanic': ( 'titanic_nets.html#train_titanic',
                                                                                     'scratch_dl/titanic_nets.py')}}}

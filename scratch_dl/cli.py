@@ -70,18 +70,16 @@ def submit(model:str='sigmoid', # the Titanic run to train: a model of `scratch_
     "Train a Titanic model and write Kaggle's `PassengerId,Survived` file; the exit status"
     out = check_out_file(out, force)
     use_threads(threads)
-    runs = {r.model: r for r in lesson_runs(['Titanic'])}
+    runs = {r.model: r for r in lesson_runs() if r.submit}  # the runs whose lesson knows how to write a submission
     run = runs[choose(model, runs, 'model')]
-    from scratch_dl.data import read_titanic
-    from scratch_dl.titanic_linear import write_submission
-    trn,tst = run.load(),read_titanic('test')
-    progress = Progress(quiet)
+    data,progress = run.load(),Progress(quiet)
+    write = run.submit(data)  # reads and checks the test set: a bad file fails before any training
     try:
         progress(f"training {run.model}")
-        with progress.sink(): fit = run(trn)
+        with progress.sink(): fit = run(data)
     finally: progress.done()
-    write_submission(fit.model(tst), tst, out)  # refuses what Kaggle would reject; writes atomically
-    print(f"wrote {len(tst)} predictions to {out} (model {run.model}, validation accuracy {fit.metrics[-1]:.4f})")
+    n = write(fit, out)
+    print(f"wrote {n} predictions to {out} (model {run.model}, validation accuracy {fit.metrics[-1]:.4f})")
     return 0
 
 # %% ../nbs/92_cli.ipynb #4964a3fa

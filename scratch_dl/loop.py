@@ -105,17 +105,16 @@ def check_loader(dl, # an iterable of `(inputs, targets)` batches
 def check_finite_batches(dl, # iterable of (inputs, targets) batches
                          name:str): # what to call it in the error, e.g. 'training'
     "Raise naming the batch and the tensor if any floating-point input or target is NaN or infinite"
-    gen = getattr(dl, 'gen', None)  # a shuffling loader's generator: the check must not use up an epoch's order
-    state = gen.get_state() if gen is not None else None
-    try:
-        for i,(xb,yb) in enumerate(dl):
-            for what,t in (('inputs', xb), ('targets', yb)):
-                if not all_finite(t):
-                    n = (~torch.isfinite(t)).sum().item()
-                    raise ValueError(f"the {name} data is not clean: batch {i} has {n} NaN or infinite {what}; "
-                                     "fix or drop those rows before training")
-    finally:
-        if gen is not None: gen.set_state(state)
+    x,y = getattr(dl, 'x', None),getattr(dl, 'y', None)
+    # A SliceLoader's rows are checked at one look, which also leaves a shuffling loader's next order untouched;
+    # only when they are not clean are the batches searched, for the message
+    if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and all_finite(x) and all_finite(y): return
+    for i,(xb,yb) in enumerate(dl):
+        for what,t in (('inputs', xb), ('targets', yb)):
+            if not all_finite(t):
+                n = (~torch.isfinite(t)).sum().item()
+                raise ValueError(f"the {name} data is not clean: batch {i} has {n} NaN or infinite {what}; "
+                                 "fix or drop those rows before training")
 
 def check_loaders(dls): # anything with `.train` and `.valid` loaders
     "Check both loaders before any work (re-iterable, not empty, clean data); the number of training batches"

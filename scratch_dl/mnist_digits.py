@@ -19,6 +19,7 @@ from .datasets import ImageFolders, dataset_path, stack_digits
 from .loop import BasicOptim, Loaders, SliceLoader, fit
 from .runs import Fit, Run
 from .mnist_baseline import DISTANCES, l1_distance, l2_distance, is_3
+from .mnist_learner import train_learner
 
 # %% ../nbs/08_mnist_digits.ipynb #3b7adb40
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # training PNGs of each digit, 0 to 9
@@ -108,10 +109,8 @@ def _fastai_fit(model, dls, epochs, lr):
     from fastai.torch_core import default_device
     from fastai.callback.progress import ProgressCallback  # gives the Learner `no_bar`
     default_device(False)  # on the CPU, where the other trainers run, so that all do the same arithmetic
-    learn = Learner(DataLoaders(dls.train, dls.valid), model, opt_func=SGD, loss_func=F.cross_entropy, metrics=digit_accuracy)
-    with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr)
-    values = learn.recorder.values
-    return Fit(model, list(model.parameters()), [float(v[0]) for v in values], [round(float(v[-1]), 4) for v in values], lr=lr)
+    return train_learner(Learner(DataLoaders(dls.train, dls.valid), model, opt_func=SGD, loss_func=F.cross_entropy,
+                                 metrics=digit_accuracy), epochs, lr)
 
 def _learner_fit(model, dls, epochs, lr):
     from scratch_dl.learner import Learner, MetricsCB

@@ -38,6 +38,7 @@ class Run:
     load:Callable # `load()` -> the data `train` takes (called once per dataset)
     train:Callable # `train(data, **options)` -> `Fit`, its settings the trainer's defaults
     options:dict=field(default_factory=dict) # what tells this run apart, e.g. `dict(dist='l2')`
+    submit:Callable|None=None # for a competition: `submit(data)` reads and checks its test set, and returns `write(fit, out)`
 
     def __call__(self, data, # what `load` returned
                  **kwargs): # overrides for a quick check, e.g. `epochs=1`

@@ -176,4 +176,7 @@ def build_generated(nbs_path='nbs', # the `nbs` folder of a checkout
     return changed
 
 if __name__ == '__main__' and '__file__' in globals():  # `python -m scratch_dl.search [NBS]`, not this notebook
+    if len(sys.argv) > 2 or sys.argv[1:2] and not Path(sys.argv[1]).is_dir():
+        sys.exit("usage: python -m scratch_dl.search [NBS]: rebuild the lesson list, the search index and the index table "
+                 "from the notebooks in the folder NBS (default: nbs)")
     for p in build_generated(*sys.argv[1:2]): print(f'rebuilt {p}')

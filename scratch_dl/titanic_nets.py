@@ -6,7 +6,8 @@ Docs: https://scratch-dl.github.io/scratch_dl/titanic_nets.html.md"""
 
 # %% auto #0
 __all__ = ['TITANIC_MODELS', 'RUNS', 'init_matrix', 'matrix_preds', 'init_net', 'net_preds', 'init_deep', 'deep_preds',
-           'TitanicModel', 'train_titanic', 'load_titanic', 'LRRun', 'lr_curves', 'plot_lr_runs', 'lr_explorer']
+           'TitanicModel', 'train_titanic', 'load_titanic', 'submit_titanic', 'LRRun', 'lr_curves', 'plot_lr_runs',
+           'lr_explorer']
 
 # %% ../nbs/06_titanic_nets.ipynb #fded61b8
 import difflib
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 import pandas as pd, torch, torch.nn.functional as F
 from .data import read_titanic
 from .runs import Fit, Run
-from .titanic_linear import (TitanicPrep, split_rows, full_batch_dls, train_coeffs,
+from .titanic_linear import (TitanicPrep, write_submission, split_rows, full_batch_dls, train_coeffs,
                                       init_linear, linear_preds, sigmoid_preds)
 
 # %% ../nbs/06_titanic_nets.ipynb #3de77e6c
@@ -116,7 +117,15 @@ def load_titanic():
     "Kaggle's Titanic training frame, which every Titanic run of `scratch_dl results` trains on"
     return read_titanic('train')
 
-RUNS = [Run(name, 'Titanic', load_titanic, partial(train_titanic, name)) for name in TITANIC_MODELS]
+def submit_titanic(df:pd.DataFrame): # the training frame, as `load_titanic` gives it (Kaggle scores the test set)
+    "Read and check Kaggle's test set before any training; return `write(fit, out)`, which predicts it and writes the submission"
+    tst = read_titanic('test')
+    def write(fit:Fit, out): # a trained model from `train_titanic`; the file to write, e.g. 'sub.csv'
+        write_submission(fit.model(tst), tst, out)  # checks what Kaggle would reject, writes atomically
+        return len(tst)
+    return write
+
+RUNS = [Run(name, 'Titanic', load_titanic, partial(train_titanic, name), submit=submit_titanic) for name in TITANIC_MODELS]
 
 # %% ../nbs/06_titanic_nets.ipynb #a8f7a501
 @dataclass
