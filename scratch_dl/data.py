@@ -10,7 +10,7 @@ __all__ = ['MNIST_SAMPLE', 'MNIST_COUNTS', 'TITANIC_COLS', 'TITANIC_SPLITS', 'TI
            'check_titanic_values', 'titanic_path', 'read_titanic', 'kaggle_credentials', 'download_titanic']
 
 # %% ../nbs/00_data.ipynb #ec28221e
-import os, shutil, tempfile, zipfile
+import os, shutil, sys, tempfile, zipfile
 from importlib.resources import files
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -140,14 +140,16 @@ def read_titanic(split='train', # 'train' (891 passengers, with `Survived`) or '
 
 # %% ../nbs/00_data.ipynb #fa6b3b6b
 def kaggle_credentials():
-    "Where Kaggle API credentials were found (a description), or None"
+    "Where the `kaggle` package will find API credentials (a description), or None: its own rules, checked before importing it"
     env = os.environ
     if env.get('KAGGLE_API_TOKEN'): return 'KAGGLE_API_TOKEN'
+    token = Path('~/.kaggle/access_token').expanduser()  # kagglesdk reads a saved token from here only
+    if token.exists(): return str(token)
     if env.get('KAGGLE_USERNAME') and env.get('KAGGLE_KEY'): return 'KAGGLE_USERNAME and KAGGLE_KEY'
-    cfg = Path(env.get('KAGGLE_CONFIG_DIR') or '~/.kaggle').expanduser()
-    for f in ('access_token', 'kaggle.json'):
-        if (cfg/f).exists(): return str(cfg/f)
-    return None
+    cfg = Path(env.get('KAGGLE_CONFIG_DIR') or '~/.kaggle').expanduser()  # the legacy kaggle.json: kaggle's config folder
+    if not env.get('KAGGLE_CONFIG_DIR') and sys.platform.startswith('linux') and not cfg.exists():
+        cfg = Path(env.get('XDG_CONFIG_HOME') or '~/.config').expanduser()/'kaggle'
+    return str(cfg/'kaggle.json') if (cfg/'kaggle.json').exists() else None
 
 # %% ../nbs/00_data.ipynb #f79dd5c1
 KAGGLE_HELP = ("No Kaggle API credentials found. Create a token at https://www.kaggle.com/settings (API section), "

@@ -185,8 +185,9 @@ class ProgressBoard:
         xs = list(range(1, epoch+1))
         top = max([v for v in self.train + self.valid if math.isfinite(v)], default=1)
         self.mb.update_graph([[xs, self.train], [xs, self.valid]], [1, max(self.n_epochs, 2)], [0, top*1.05])
-        if hasattr(self.mb, 'graph_ax'):  # in a notebook: name the axes, which fastprogress leaves blank
-            self.mb.graph_ax.set(xlabel='epoch', ylabel='loss')
+        if hasattr(self.mb, 'graph_ax'):  # in a notebook: name the axes, which fastprogress leaves blank; whole epochs
+            from matplotlib.ticker import MaxNLocator
+            self.mb.graph_ax.set(xlabel='epoch', ylabel='loss'); self.mb.graph_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             self.mb.graph_out.update(self.mb.graph_ax.figure)
 
 # %% ../nbs/03_training_loop.ipynb #0601084d
