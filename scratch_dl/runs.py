@@ -48,9 +48,9 @@ class Run:
 # %% ../nbs/83_runs.ipynb #6778b63f
 LESSONS = Path(str(files('scratch_dl')/'assets'/'lessons.json'))
 
-def lessons(fname=LESSONS): # the lesson list (default: the one shipped with the package)
+def lessons(fname=None): # the lesson list (default: `LESSONS`, the one shipped with the package)
     "The numbered notebooks in reading order: dicts of `nb`, `title`, `summary`, `module`, `tool`, `runs` (datasets), `runs_module`, `exercises`"
-    return json.loads(Path(fname).read_text(encoding='utf-8'))
+    return json.loads(Path(fname or LESSONS).read_text(encoding='utf-8'))
 
 def run_datasets(index=None): # lesson dicts as `lessons()` gives them (default: the shipped list)
     "The datasets the lessons' runs use, in reading order, read from the list alone (no lesson is imported)"

@@ -64,9 +64,9 @@ def build_series_index(nbs_path, # the `nbs` folder of a checkout
         write_atomic(fname, lambda f: Path(f).write_text(text, encoding='utf-8'))
     return recs
 
-def load_series_index(fname=SERIES_INDEX): # the index file (default: the one shipped with the package)
+def load_series_index(fname=None): # the index file (default: `SERIES_INDEX`, the one shipped with the package)
     "The records of the series index"
-    return json.loads(Path(fname).read_text(encoding='utf-8'))
+    return json.loads(Path(fname or SERIES_INDEX).read_text(encoding='utf-8'))
 
 # %% ../nbs/91_search.ipynb #0fce7a9a
 def series_contents(index=None): # records from `load_series_index` (default: the shipped index)
