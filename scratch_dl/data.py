@@ -17,7 +17,7 @@ import numpy as np, pandas as pd
 
 # %% ../nbs/00_data.ipynb #b55cea1e
 from .files import notice, one_line, os_error_line, remove_stale_temps, write_atomic
-from .datasets import DATA_ENV, ImageFolders, count_pngs, dataset_path, read_digits, stack_digits
+from .datasets import DATA_ENV, ImageFolders, count_pngs, dataset_path, read_digits, seed_folder, stack_digits
 
 # %% ../nbs/00_data.ipynb #e30a5f90
 MNIST_SAMPLE = ImageFolders('MNIST_SAMPLE', 'MNIST_SAMPLE', 'mnist_sample', 'mnist_sample.tgz',
@@ -93,9 +93,9 @@ TITANIC_FILES = ('train.csv', 'test.csv')
 def _titanic_candidates(path=None):
     "Folders that may hold the Titanic CSVs, in order: `(folder, via)`, `via` saying how the user named it (or None)"
     if path is not None: return [(Path(path).expanduser(), 'path')]
-    seed = os.environ.get(DATA_ENV)
+    seed = seed_folder()
     return [*([(Path('../input/titanic'), None)] if _on_kaggle() else []), (Path('titanic'), None),
-            *([(Path(seed).expanduser()/'titanic', DATA_ENV)] if seed else [])]
+            *([(seed/'titanic', DATA_ENV)] if seed else [])]
 
 def _holds_titanic(d:Path, via):
     "Whether folder `d` holds both CSVs (False: neither, and nobody named it); else raise one line saying what to do"
@@ -113,13 +113,12 @@ def _holds_titanic(d:Path, via):
 
 def _fallback_notice():
     "Say, once, why `$SCRATCH_DL_DATA` gave no Titanic data and that the packaged copy is used"
-    seed = os.environ.get(DATA_ENV)
-    if not seed or seed in _told: return
-    _told.add(seed)
-    d = Path(seed).expanduser()
+    d = seed_folder()
+    if d is None or d in _told: return
+    _told.add(d)
     try: why = 'does not exist' if not d.exists() else 'holds no titanic/ folder' if not (d/'titanic').exists() else 'gives no Titanic data'
     except OSError as e: why = f"cannot be read ({e.strerror or one_line(e)})"
-    notice(f"{DATA_ENV} is set to {seed}, which {why}: using the Titanic copy packaged with scratch_dl")
+    notice(f"{DATA_ENV} is set to {d}, which {why}: using the Titanic copy packaged with scratch_dl")
 _told = set()
 
 def titanic_path(path=None): # folder holding `train.csv` and `test.csv`; searched for when None

@@ -6,7 +6,7 @@ Docs: https://scratch-dl.github.io/scratch_dl/datasets.html.md"""
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ImageFolders', 'fastai_external', 'png_listing', 'count_pngs', 'check_counts', 'read_digits', 'verify',
-           'stack_digits', 'dataset_path']
+           'stack_digits', 'seed_folder', 'dataset_path']
 
 # %% ../nbs/82_datasets.ipynb #73c7e31e
 import hashlib, io, os, shlex, shutil, warnings, zlib
@@ -113,7 +113,8 @@ def _cannot_cache(top:Path, e:OSError):
     "Say once per dataset and process why its caches cannot be written"
     if top.name in _told: return
     _told.add(top.name)
-    why = str(os_error_line(e, '')).split(':')[0] if os_error_line(e, '') else (e.strerror or one_line(e))
+    line = os_error_line(e, '')
+    why = str(line).split(':')[0] if line else (e.strerror or one_line(e))
     notice(f"cannot cache the decoded pictures of {top.name} ({why}); they will be decoded each time")
 
 def _save_stack(cache:Path, fingerprint:str, pixels):
@@ -165,8 +166,8 @@ def stack_digits(folder, # a folder of greyscale PNGs, e.g. `path/'train'/'3'`
     return x.float().div_(255)  # the same numbers as `x.float()/255`, without a second copy
 
 # %% ../nbs/82_datasets.ipynb #ca221d47
-def _seed_dir(seed_dir=None):
-    "Offline seed folder: `seed_dir`, else `$SCRATCH_DL_DATA`, else None"
+def seed_folder(seed_dir=None): # a folder of offline copies (default: `$SCRATCH_DL_DATA`)
+    "The folder of offline copies, as a `Path`: `seed_dir`, else `$SCRATCH_DL_DATA`, else None"
     d = seed_dir or os.environ.get(DATA_ENV)
     return Path(d).expanduser() if d else None
 
@@ -199,7 +200,7 @@ def dataset_path(ds:ImageFolders, # the dataset to get
     if target.exists():
         try: return verify(ds, target)
         except ValueError as e: raise ValueError(f"{e}; {_fresh_hint(target)}") from None
-    seed,var = _seed_dir(seed_dir),(DATA_ENV if seed_dir is None else 'seed_dir')
+    seed,var = seed_folder(seed_dir),(DATA_ENV if seed_dir is None else 'seed_dir')
     if seed and _is_file(seed/ds.archive):
         check = partial(verify, ds, name=f'{ds.archive}: {ds.folder}')
         try: return extract_tgz(seed/ds.archive, data_dir, ds.folder, check)
