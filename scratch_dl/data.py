@@ -10,7 +10,7 @@ __all__ = ['MNIST_SAMPLE', 'MNIST_COUNTS', 'TITANIC_COLS', 'TITANIC_SPLITS', 'TI
            'check_titanic_values', 'titanic_path', 'read_titanic', 'kaggle_credentials', 'download_titanic']
 
 # %% ../nbs/00_data.ipynb #ec28221e
-import os, shutil, sys, tempfile, zipfile
+import json, os, shutil, sys, tempfile, zipfile
 from importlib.resources import files
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -138,22 +138,39 @@ def read_titanic(split='train', # 'train' (891 passengers, with `Survived`) or '
     return check_titanic_values(pd.read_csv(d/f'{split}.csv'), split, f'{d.name}/{split}.csv')
 
 # %% ../nbs/00_data.ipynb #fa6b3b6b
+def _token_in(p): # a file that may hold a Kaggle token
+    "Whether `p` is a file holding something besides white space, the only token file kagglesdk reads"
+    try: return Path(p).expanduser().read_text(errors='replace').strip() != ''
+    except OSError: return False
+
+def _oauth_in(p): # where `kaggle auth login` keeps its OAuth credentials
+    "Whether `p` is a JSON file with a `refresh_token`, the only credentials file kagglesdk's OAuth reads"
+    try: return bool(json.loads(Path(p).expanduser().read_text()).get('refresh_token'))
+    except (OSError, ValueError, AttributeError): return False
+
 def kaggle_credentials():
-    "Where the `kaggle` package will find API credentials (a description), or None: its own rules, checked before importing it"
+    "Where the `kaggle` package will find API credentials (a description), or None: its own places in its order, checked before importing it"
     env = os.environ
+    # 1. an access token, where kagglesdk's `get_access_token_from_env` reads one
+    if env.get('KAGGLE_KERNEL_RUN_TYPE') and _token_in(env.get('KAGGLE_API_V1_TOKEN') or ''): return 'KAGGLE_API_V1_TOKEN'
     if env.get('KAGGLE_API_TOKEN'): return 'KAGGLE_API_TOKEN'
-    token = Path('~/.kaggle/access_token').expanduser()  # kagglesdk reads a saved token from here only
-    if token.exists(): return str(token)
+    for name in ('access_token', 'access_token.txt'):  # a saved token is read from ~/.kaggle only
+        if _token_in(token := Path('~/.kaggle').expanduser()/name): return str(token)
+    # 2. the legacy username and key: the environment, or kaggle.json in kaggle's config folder
     if env.get('KAGGLE_USERNAME') and env.get('KAGGLE_KEY'): return 'KAGGLE_USERNAME and KAGGLE_KEY'
-    cfg = Path(env.get('KAGGLE_CONFIG_DIR') or '~/.kaggle').expanduser()  # the legacy kaggle.json: kaggle's config folder
+    cfg = Path(env.get('KAGGLE_CONFIG_DIR') or '~/.kaggle').expanduser()
     if not env.get('KAGGLE_CONFIG_DIR') and sys.platform.startswith('linux') and not cfg.exists():
         cfg = Path(env.get('XDG_CONFIG_HOME') or '~/.config').expanduser()/'kaggle'
-    return str(cfg/'kaggle.json') if (cfg/'kaggle.json').exists() else None
+    if (cfg/'kaggle.json').exists(): return str(cfg/'kaggle.json')
+    # 3. OAuth credentials saved by `kaggle auth login`
+    oauth = Path('~/.kaggle/credentials.json').expanduser()
+    return str(oauth) if _oauth_in(oauth) else None
 
 # %% ../nbs/00_data.ipynb #f79dd5c1
-KAGGLE_HELP = ("No Kaggle API credentials found. Create a token at https://www.kaggle.com/settings (API section), "
-    "then either save it as ~/.kaggle/access_token (or the legacy ~/.kaggle/kaggle.json, chmod 600) or set "
-    "KAGGLE_API_TOKEN. Also accept the rules at https://www.kaggle.com/competitions/titanic/rules.")
+KAGGLE_HELP = ("No Kaggle API credentials found. Log in with `kaggle auth login` (kaggle's recommended way), or create a "
+    "token at https://www.kaggle.com/settings (API section) and either save it as ~/.kaggle/access_token or set "
+    "KAGGLE_API_TOKEN (the legacy ~/.kaggle/kaggle.json, chmod 600, works too). "
+    "Also accept the rules at https://www.kaggle.com/competitions/titanic/rules.")
 
 def download_titanic(dest='titanic'): # folder to put `train.csv` and `test.csv` in
     "Download Kaggle's Titanic competition files with the Kaggle API into `dest` (atomically), and return it"

@@ -11,7 +11,8 @@ __all__ = ['CancelFitException', 'CancelEpochException', 'CancelBatchException',
 # %% ../nbs/07_mnist_learner_scratch.ipynb #b02dc0f2
 import math
 import torch
-from .loop import BasicOptim, check_count, check_lr, check_loaders, diverged, opt_params, ProgressBoard
+from .loop import BasicOptim, check_count, check_lr, check_loaders, diverged, opt_params, on_device, placed, train_device
+from .progress import ProgressBoard
 from .runs import Fit
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #3cf5b27c
@@ -84,7 +85,7 @@ class Learner:
         "One pass over the training or the validation loader, between `before_epoch` and `after_epoch`"
         self.training = training
         self.model.train(training)
-        self.dl = self.dls.train if training else self.dls.valid  # a callback may wrap it, e.g. in a progress bar
+        self.dl = on_device(self.dls.train if training else self.dls.valid, self.device)  # a callback may wrap it, e.g. in a progress bar
         self._with_events('epoch', self._all_batches, CancelEpochException)
 
     def _all_epochs(self):
@@ -99,8 +100,8 @@ class Learner:
         self.n_batches = check_loaders(self.dls)
         self.epochs,self.epoch_range,self.metric_values = epochs,range(1, epochs+1),{}  # a callback may wrap the range
         self.recorder.reset()  # before any callback runs: a fit cancelled in `before_fit` records no epoch
-        self.opt = self.opt_func(self.model.parameters(), self.lr)
-        self._with_events('fit', self._all_epochs, CancelFitException)
+        self.opt,self.device = self.opt_func(self.model.parameters(), self.lr),train_device()
+        with placed(self.model, opt_params(self.opt), self.device): self._with_events('fit', self._all_epochs, CancelFitException)
         return Fit(self.model, opt_params(self.opt), self.recorder.losses, self.recorder.metrics, lr=self.lr)
 
 # %% ../nbs/07_mnist_learner_scratch.ipynb #847b8c29

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from .datasets import ImageFolders, dataset_path, stack_digits
-from .loop import BasicOptim, Loaders, SliceLoader, fit
+from .loop import BasicOptim, Loaders, SliceLoader, fit, train_device
 from .runs import Fit, Run
 from .mnist_baseline import DISTANCES, l1_distance, l2_distance, is_3
 from .mnist_learner import train_learner
@@ -106,10 +106,9 @@ def _fastai_fit(model, dls, epochs, lr):
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
     from fastai.optimizer import SGD
-    from fastai.torch_core import default_device
     from fastai.callback.progress import ProgressCallback  # gives the Learner `no_bar`
-    default_device(False)  # on the CPU, where the other trainers run, so that all do the same arithmetic
-    return train_learner(Learner(DataLoaders(dls.train, dls.valid), model, opt_func=SGD, loss_func=F.cross_entropy,
+    # on `train_device()`, where the other trainers run, so that all do the same arithmetic
+    return train_learner(Learner(DataLoaders(dls.train, dls.valid, device=train_device()), model, opt_func=SGD, loss_func=F.cross_entropy,
                                  metrics=digit_accuracy), epochs, lr)
 
 def _learner_fit(model, dls, epochs, lr):

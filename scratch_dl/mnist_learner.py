@@ -12,29 +12,31 @@ __all__ = ['RUNS', 'mnist_learner', 'train_learner', 'simple_net', 'sequential_n
 from functools import partial
 import torch
 from torch import nn
-from .loop import check_count, check_lr, load_mnist_sample
+from .loop import check_count, check_lr, train_device
+from .mnist_loop import load_mnist_sample
 from .runs import Fit, Run
 from .mnist_linear import mnist_loss, batch_accuracy
 
 # %% ../nbs/04_mnist_learner.ipynb #3e8d2d48
 def mnist_learner(dls, # `Loaders` (e.g. from `mnist_dls`) or fastai `DataLoaders`: anything with `.train` and `.valid`
                   model:nn.Module): # model producing one score per image, shape `[n,1]`
-    "fastai `Learner` for 3 vs 7 with the series' choices: `SGD`, `mnist_loss`, `batch_accuracy`"
+    "fastai `Learner` for 3 vs 7 with the series' choices: `SGD`, `mnist_loss`, `batch_accuracy`, training on `train_device()`"
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
     from fastai.optimizer import SGD
     from fastai.callback.progress import ProgressCallback  # gives the Learner its progress bar, and `no_bar`
-    return Learner(DataLoaders(dls.train, dls.valid), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
+    return Learner(DataLoaders(dls.train, dls.valid, device=train_device()), model, opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy)
 
 def train_learner(learn, # a fastai `Learner` whose last metric is the accuracy, e.g. from `mnist_learner`
                   epochs:int, # passes over the training set
                   lr:float, # learning rate
                   quiet:bool=True) -> Fit: # hide the progress bar and the table of results
-    "Train `learn` with fastai's `fit`; return a `Fit` of fastai's per-epoch training loss and validation accuracy (rounded to 4 places)"
+    "Train `learn` with fastai's `fit`, leaving its model on the CPU; return a `Fit` of fastai's per-epoch training loss and validation accuracy (rounded to 4 places)"
     check_count(epochs, 'epochs'); check_lr(lr)
     if quiet:
         with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr)
     else: learn.fit(epochs, lr)
+    learn.model.cpu()  # after a run on a GPU (`train_device`), back beside the lesson's tensors; on the CPU nothing moves
     values = learn.recorder.values
     return Fit(learn.model, list(learn.model.parameters()), [v[0] for v in values], [round(v[-1], 4) for v in values], lr)
 
