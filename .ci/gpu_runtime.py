@@ -1,6 +1,7 @@
-"""A GPU runtime gives the same lessons. With `torch.cuda.is_available()` reporting True (a patch made at interpreter
-start, before any lesson imports torch), this machine looks like a Colab GPU runtime to every library, yet has no GPU:
-anything sent to 'cuda' fails at once ("Found no NVIDIA driver"). Under that patch
+"""A GPU runtime gives the same lessons. With `torch.cuda.is_available()` reporting True, one device, device 0 current
+(a patch made at interpreter start, before any lesson imports torch), this machine looks like a Colab GPU runtime to
+every library, fastai's `default_device()` included, yet has no GPU: anything sent to 'cuda' fails at once ("Found no
+NVIDIA driver"). Under that patch
   * every lesson's runs, as `scratch_dl results` trains them (`run_series`, with `--epochs` each), give exactly the
     figures they give without it, and
   * lessons 04, 07 and 08, the ones that use fastai's `Learner`, run top to bottom with every asserted figure holding.
@@ -13,7 +14,8 @@ from pathlib import Path
 SITECUSTOMIZE = """import os
 if os.environ.get('SCRATCH_DL_FAKE_CUDA'):
     import torch
-    torch.cuda.is_available = lambda: True  # what a GPU runtime reports; there is no GPU behind it
+    # what a one-GPU runtime reports (fastai asks all three); there is no GPU behind them, so anything sent there fails
+    torch.cuda.is_available,torch.cuda.device_count,torch.cuda.current_device = lambda: True,lambda: 1,lambda: 0
 """
 
 RUNS = """import json, sys, torch

@@ -23,12 +23,16 @@ NBDEV_TEST, SCRATCH_DL = str(Path(PY).parent/'nbdev-test'), str(Path(PY).parent/
 os.environ.setdefault('MPLBACKEND', 'Agg')  # as .ci/run does
 
 def log(*a): print(*a, file=sys.stderr, flush=True)
-TARGETS = []  # rows of the report's summary: what, figure, target, met
+GOALS = []  # rows of the report's summary: what, figure, goal, met
 
-def target(what, figure, goal, ok):
-    "Record a target of the performance issue for the summary at the top of the report; return `ok` as 'yes' or '**no**'"
-    TARGETS.append({'target': what, 'measured': figure, 'goal': goal, 'met': 'yes' if ok else '**no**'})
-    return TARGETS[-1]['met']
+def goal(what, figure, aim, ok):
+    "Record a standing goal for the summary at the top of the report; return `ok` as 'yes' or '**no**'"
+    GOALS.append({'goal': what, 'measured': figure, 'aim': aim, 'met': 'yes' if ok else '**no**'})
+    return GOALS[-1]['met']
+GOALS_TEXT = ("The goals that stand, collected from the sections below (medians, with the spread): `fit` as fast as a bare "
+              "PyTorch loop and faster than fastai's `Learner` on the same batches, the command line's start, a lesson's "
+              "run time, and a loaded machine. Ratios to the floor (one full batch per epoch) are reported below as "
+              "information, not goals: the floor targets of an earlier performance issue were withdrawn.\n\n")
 def med(xs): return statistics.median(xs)
 def spread(xs, nd=2): return f'{med(xs):.{nd}f} ({min(xs):.{nd}f}-{max(xs):.{nd}f})'
 def table(rows): return pd.DataFrame(rows).to_markdown(index=False) + '\n'
@@ -132,32 +136,42 @@ def rounds(ways, epochs, n):
     return rates, accs
 
 def loop_rows(ways, dls, lr, epochs, n):
-    "Rows of epochs/s and ratio to the first of `ways` (the floor), round by round; `ways`: rows of `LINEAR` or `NET`"
+    "Rows of epochs/s and ratio to the first of `ways` (the floor, for information), round by round; `ways`: rows of `LINEAR` or `NET`"
     rates, accs = rounds({w[0]: trainer(*w[1:4], dls[w[4]], lr) for w in ways}, epochs, n)
     floor, rows = rates[ways[0][0]], []
     n_batches = len(dls['slice'].train) + len(dls['slice'].valid)
-    for name, *_, t in ways:
+    for name, *_ in ways:
         ratio = [r / f for r, f in zip(rates[name], floor)]
         extra = [(1 / r - 1 / f) / n_batches * 1e6 for r, f in zip(rates[name], floor)]
         rows.append({'loop': name, 'epochs/s': spread(rates[name], 1), 'ratio to floor': spread(ratio),
                      'µs per batch beyond the floor': spread(extra, 0) if name != ways[0][0] else '-',
-                     'target': f'>= {t}' if t else '-',
-                     'met': target(f'{name}: ratio to the floor', spread(ratio), f'>= {t}', med(ratio) >= t) if t else '-',
                      'last valid acc': f'{accs[name]:.4f}'})
     return rows, rates
 
 # ---- parts -----------------------------------------------------------------------------------------------------
-LINEAR = [  # loop, model, training loop, optimizer, loaders, target ratio to the floor (issue 11)
-    ('floor: `linear1` + BasicOptim, bare loop, one full batch', 'hand', 'bare', 'basic', 'full', None),
-    ('`linear1` + BasicOptim, `fit`, DataLoader over (x, y) pairs (the lesson)', 'hand', 'fit', 'basic', 'list', None),
-    ('`linear1` + BasicOptim, `fit`, SliceLoader (the hand loop)', 'hand', 'fit', 'basic', 'slice', 0.6),
-    ('`nn.Linear` + BasicOptim, `fit`, SliceLoader', 'linear', 'fit', 'basic', 'slice', 0.6),
-    ('`nn.Linear` + `torch.optim.SGD`, `fit`, SliceLoader', 'linear', 'fit', 'sgd', 'slice', 0.6),
-    ('`nn.Linear` + `torch.optim.SGD`, bare loop, SliceLoader', 'linear', 'bare', 'sgd', 'slice', None),
-    ('fastai `Learner`, `nn.Linear`, SliceLoaders', 'linear', 'learner', None, 'slice', 0.4)]
-NET = [('floor: bare loop, `torch.optim.SGD`, one full batch', 'net', 'bare', 'sgd', 'full', None),
-       ('bare loop, `torch.optim.SGD`, SliceLoader', 'net', 'bare', 'sgd', 'slice', None),
-       ('fastai `Learner`, SliceLoaders', 'net', 'learner', None, 'slice', None)]
+LINEAR = [  # loop, model, training loop, optimizer, loaders (the first is the floor)
+    ('floor: `linear1` + BasicOptim, bare loop, one full batch', 'hand', 'bare', 'basic', 'full'),
+    ('`linear1` + BasicOptim, `fit`, DataLoader over (x, y) pairs (the lesson)', 'hand', 'fit', 'basic', 'list'),
+    ('`linear1` + BasicOptim, `fit`, SliceLoader (the hand loop)', 'hand', 'fit', 'basic', 'slice'),
+    ('`nn.Linear` + BasicOptim, `fit`, SliceLoader', 'linear', 'fit', 'basic', 'slice'),
+    ('`nn.Linear` + `torch.optim.SGD`, `fit`, SliceLoader', 'linear', 'fit', 'sgd', 'slice'),
+    ('`nn.Linear` + `torch.optim.SGD`, bare loop, SliceLoader', 'linear', 'bare', 'sgd', 'slice'),
+    ('fastai `Learner`, `nn.Linear`, SliceLoaders', 'linear', 'learner', None, 'slice')]
+NET = [('floor: bare loop, `torch.optim.SGD`, one full batch', 'net', 'bare', 'sgd', 'full'),
+       ('`fit`, `torch.optim.SGD`, SliceLoader', 'net', 'fit', 'sgd', 'slice'),
+       ('bare loop, `torch.optim.SGD`, SliceLoader', 'net', 'bare', 'sgd', 'slice'),
+       ('fastai `Learner`, SliceLoaders', 'net', 'learner', None, 'slice')]
+FIT_AS_FAST = 0.97  # `fit` counts as fast as the bare loop within 3%, less than the spread between samples
+
+def same_batches_goals(rates, what, fit_k, bare_k, fastai_k):
+    "The standing goals for `fit` on the same batches: as fast as the bare loop, faster than fastai's `Learner`; a table row"
+    vs_bare = [f / b for f, b in zip(rates[fit_k], rates[bare_k])]
+    vs_fastai = [f / a for f, a in zip(rates[fit_k], rates[fastai_k])]
+    return {'model': what, '`fit` / bare loop (speed)': spread(vs_bare), '`fit` / fastai `Learner` (speed)': spread(vs_fastai),
+            'met': ', '.join([goal(f'{what}: `fit` as fast as a bare loop on the same batches', spread(vs_bare), f'>= {FIT_AS_FAST}',
+                                   med(vs_bare) >= FIT_AS_FAST),
+                              goal(f"{what}: `fit` faster than fastai's `Learner` on the same batches", spread(vs_fastai), '> 1',
+                                   med(vs_fastai) > 1)])}
 
 def op_microseconds(n=20000):
     "Microseconds of one tiny tensor operation (`t + t` on one element): the fixed cost every operation pays"
@@ -176,22 +190,26 @@ def part_loops(o):
     op = op_microseconds()
     x, y, xv, yv = mnist_tensors()
     dls = {k: loaders(x, y, xv, yv, k) for k in ('full', 'list', 'slice')}
-    log('loops: linear model'); lin_rows, _ = loop_rows(LINEAR, dls, 1.0, o.epochs, o.samples)
+    log('loops: linear model'); lin_rows, lr_ = loop_rows(LINEAR, dls, 1.0, o.epochs, o.samples)
     log('loops: 784-30-1 net'); net_rows, r = loop_rows(NET, dls, 0.1, o.epochs, o.samples)
-    vs_bare = [a / b for a, b in zip(r[NET[2][0]], r[NET[1][0]])]
+    vs_bare = [a / b for a, b in zip(r[NET[3][0]], r[NET[2][0]])]
+    goals = [same_batches_goals(lr_, '3 vs 7, `nn.Linear`', LINEAR[4][0], LINEAR[5][0], LINEAR[6][0]),
+             same_batches_goals(r, '3 vs 7, 784-30-1 net', NET[1][0], NET[2][0], NET[3][0])]
     return (f'## Training loops on MNIST 3 vs 7 ({len(x)} training, {len(xv)} validation images; batch 256; '
             f'torch threads: {threads} at the start, {torch.get_num_threads()} at the end)\n\n'
             f'Each sample trains a fresh seeded model for {o.epochs} epochs (validation after each epoch included; '
             f'for `fit`, also its one-off check of the inputs); {o.samples} samples per loop, taken in turn, after a '
             '1-epoch warm-up. '
             'The floor does the same work with one batch per epoch: one forward, backward and step over the whole '
-            'training set, one forward over the validation set. Ratios are taken round by round against the floor. '
+            'training set, one forward over the validation set; its ratios are information, not goals. Ratios are '
+            'taken round by round. '
             '"µs per batch beyond the floor" is the loop\'s extra time per epoch spread over its '
             f'{len(dls["slice"].train)} training and {len(dls["slice"].valid)} validation batches; for scale, one tiny '
             f'tensor operation (`t + t` on one element) costs **{op:.1f} µs** here.\n\n'
             '### Linear model (784 -> 1, lr 1.0)\n\n' + table(lin_rows)
             + '\n### 784-30-1 net (lr 0.1)\n\n' + table(net_rows)
-            + f'\n`Learner` / bare torch loop on the same loaders: **{spread(vs_bare)}**\n')
+            + f'\n`Learner` / bare torch loop on the same loaders: **{spread(vs_bare)}**\n'
+            + f'\nThe goals, round by round on the same loaders (`fit` and the bare loop with `torch.optim.SGD`):\n\n' + table(goals))
 
 def part_growth(o):
     import torch
@@ -250,8 +268,8 @@ def part_cli(o):
         w = walls(res[k]); fast = k.startswith('`scratch_dl')
         rows.append({'command': k, 'seconds': spread(w), 'minus bare interpreter': spread([a - b for a, b in zip(w, bare)]),
                      'exit code': exits(res[k]), 'imports torch/fastai': loads_heavy(stmt) if stmt else '-',
-                     'target': '< 0.5 s' if fast else '-',
-                     'met': target(f'{k}, seconds', spread(w), '< 0.5 s', med(w) < 0.5) if fast else '-'})
+                     'goal': '< 0.5 s' if fast else '-',
+                     'met': goal(f'{k}, seconds', spread(w), '< 0.5 s', med(w) < 0.5) if fast else '-'})
     return (f'## Command line and import times (whole processes, {o.samples} samples each in turn after a warm-up)\n\n'
             'Seconds from start to exit of a fresh process; "imports torch/fastai" is what the same code leaves in '
             '`sys.modules`.\n\n' + table(rows))
@@ -366,7 +384,7 @@ def part_load(o):
                      'quiet s': secs(q), 'quiet epochs/s': rate(q), 'loaded s': secs(l), 'loaded epochs/s': rate(l),
                      'loaded / quiet (medians)': f'{ratio:.2f}' if ratio else '-',
                      'within 2x': met(ratio, 2, above=False) if ratio else '**no**' if q else '-'})
-        if t == 1: target('784-30-1 `Learner`, one thread (the package\'s setting): loaded / quiet time',
+        if t == 1: goal('784-30-1 `Learner`, one thread (the package\'s setting): loaded / quiet time',
                           f'{ratio:.2f}' if ratio else 'timed out', '<= 2', bool(ratio) and ratio <= 2)
     return (f'## Quiet vs loaded: the 784-30-1 `Learner`, {o.load_epochs} epochs (lr 0.1, SliceLoaders)\n\n'
             'Each setting runs in its own process (`OMP_NUM_THREADS` and `torch.set_num_threads`): '
@@ -428,11 +446,14 @@ def part_digits(o):
                        'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])]),
                        '`fit` / fastai `Learner` (speed)': spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]),
                        'our `Learner` / fastai `Learner` (speed)': spread([a / l for l, a in zip(secs[DIGIT_LOOPS[3][0]], secs[fastai_k])]),
-                       'met': target(f'ten digits, {model}: `fit` at least as fast as the bare loop', spread(speed), '>= 1',
-                                     med(speed) >= 0.97)})
+                       'met': ', '.join([goal(f'ten digits, {model}: `fit` as fast as a bare loop on the same batches', spread(speed),
+                                              f'>= {FIT_AS_FAST}', med(speed) >= FIT_AS_FAST),
+                                         goal(f"ten digits, {model}: `fit` faster than fastai's `Learner` on the same batches",
+                                              spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]), '> 1',
+                                              med([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]) > 1)])})
     log('digits: the lesson under nbdev-test')
     nb = proc([NBDEV_TEST, 'nbs/08_mnist_digits.ipynb'])
-    target('ten-digit lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
+    goal('ten-digit lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
     return (f'## All ten digits (lesson 08): 60,000 training and 10,000 test images, batch 256, torch threads: {threads}\n\n'
             f"Data: extracting `mnist_png.tgz` into an empty folder, decoding the 70,000 PNGs and writing the caches took "
             f"**{cold:.1f} s** (one run); loading the same from the caches **{spread(warm)} s** ({o.load_samples} runs).\n\n"
@@ -497,8 +518,7 @@ def main():
         try: sections.append(PARTS[p](o))
         except Exception as e:
             log(traceback.format_exc()); sections.append(f'## {p}: FAILED\n\n`{type(e).__name__}: {e}`\n')
-    summary = ('## Targets of the performance issue\n\nCollected from the sections below (medians, with the spread).\n\n'
-               + table(TARGETS) + '\n') if TARGETS else ''
+    summary = ('## Goals\n\n' + GOALS_TEXT + table(GOALS) + '\n') if GOALS else ''
     report = header(time.perf_counter() - start, load_start) + '\n' + summary + '\n'.join(sections)
     if out: Path(out).write_text(report); log('wrote', out)
     print(report)

@@ -8,7 +8,8 @@ Docs: https://scratch-dl.github.io/scratch_dl/cli.html.md"""
 __all__ = ['COMMANDS', 'HELP_EPILOG', 'UsageError', 'choose', 'results', 'submit', 'find', 'contents', 'make_parser', 'main']
 
 # %% ../nbs/92_cli.ipynb #48567d2c
-import argparse, difflib, os, signal, sys
+import argparse, atexit, difflib, os, shutil, signal, sys, tempfile
+from pathlib import Path
 from contextlib import redirect_stdout
 from io import StringIO
 from . import __version__
@@ -207,6 +208,21 @@ def main(argv:list|None=None): # arguments after the program name (default: `sys
         # as the program, once the work is over a late Ctrl-C must not turn Python's exit into a traceback
         if argv is None: signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+def _matplotlib_home():
+    "When matplotlib cannot keep its settings and caches under HOME, give it a temporary folder (else it warns, in two lines)"
+    if os.environ.get('MPLCONFIGDIR'): return
+    try: home = Path.home()
+    except RuntimeError: home = None
+    dirs = [Path(os.environ.get(var) or (home/sub if home else '/nonexistent'))/'matplotlib'
+            for var,sub in (('XDG_CONFIG_HOME', '.config'), ('XDG_CACHE_HOME', '.cache'))]
+    try:
+        for d in dirs: d.mkdir(parents=True, exist_ok=True)
+        if all(d.is_dir() and os.access(d, os.W_OK) for d in dirs): return
+    except OSError: pass
+    tmp = tempfile.mkdtemp(prefix='matplotlib-')
+    atexit.register(shutil.rmtree, tmp, True)
+    os.environ['MPLCONFIGDIR'] = tmp
+
 def _main(argv, interrupts):
     argv,prog = (sys.argv[1:] if argv is None else [str(a) for a in argv]),'scratch_dl'
     if sys.stdout is None:  # started with stdout closed (`>&-`): nothing can be printed
@@ -220,6 +236,7 @@ def _main(argv, interrupts):
             args = vars(make_parser().parse_args(argv))
             command,func = args.pop('command'),args.pop('func', None)
             if command is None: raise UsageError(f"give a command: {', '.join(COMMANDS)} (scratch_dl --help tells more)")
+            if command in ('results', 'submit'): _matplotlib_home()  # they train, and fastai imports matplotlib
             code = func(*args.pop('words', ()), **args)
         except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)  # --help, --version
         sys.stdout.flush()

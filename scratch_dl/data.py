@@ -78,6 +78,8 @@ def check_titanic_values(df, # a Titanic frame, as read from Kaggle's CSV
         if bad.any(): raise ValueError(f"{source}: column {c} has non-numeric values such as {_value(df[c][bad].iloc[0])} ({some_rows(df, bad)})")
         bad = np.isinf(num.astype(float))
         if bad.any(): raise ValueError(f"{source}: column {c} has infinite values ({some_rows(df, bad)})")
+        bad = num.abs() > np.finfo(np.float32).max  # finite here, but infinite in the models' 32-bit tensors
+        if bad.any(): raise ValueError(f"{source}: column {c} has values too large for the models' 32-bit numbers, such as {num[bad].iloc[0]:g} ({some_rows(df, bad)})")
         bad = num < 0
         if bad.any(): raise ValueError(f"{source}: column {c} has negative values such as {num[bad].iloc[0]:g} ({some_rows(df, bad)})")
     if split == 'train':

@@ -131,12 +131,14 @@ def _stack(folder:Path, size, label=None, listing=None):
     if not names: raise ValueError(f"{label or folder} holds no .png images")
     cache = _cache_file(folder)
     managed = cache.parent.is_dir()  # a class folder of a dataset checked by `verify`
+    why = None
     if managed:
         x,why = _load_stack(cache, fp, len(names), size)
         if x is not None: return x
+    x = read_digits(folder, names, size, label)  # a bad picture raises here, naming it: then nothing is rebuilt, nor said to be
+    if managed:
         if why: notice(f"rebuilding the cache of {folder.parent.parent.name}/{folder.parent.name}/{folder.name}: {why}")
-    x = read_digits(folder, names, size, label)
-    if managed: _save_stack(cache, fp, x)
+        _save_stack(cache, fp, x)
     return x
 
 # %% ../nbs/82_datasets.ipynb #a176c5eb
@@ -187,6 +189,18 @@ def _is_file(p:Path):
     try: return p.is_file()
     except OSError: return False  # an unreadable seed folder: said by `_not_found`
 
+def _fastai_data(fx):
+    "fastai's data folder; if fastai cannot make its folders, one line that names `FASTAI_HOME`"
+    try: return fx.fastai_path('data')
+    except OSError as e:
+        home = os.environ.get('FASTAI_HOME')
+        if home and Path(home).expanduser().exists() and not Path(home).expanduser().is_dir():
+            raise NotADirectoryError(f"FASTAI_HOME is set to {home}, which is not a folder: point it at a folder "
+                                     "(fastai keeps its data and settings there), unset it, or pass data_dir") from None
+        where = f"FASTAI_HOME is set to {home}" if home else "FASTAI_HOME is not set, so fastai uses ~/.fastai"
+        raise OSError(f"fastai cannot make its folder {e.filename} ({e.strerror or one_line(e)}); {where}: "
+                      "point FASTAI_HOME at a folder you can write, or pass data_dir") from None
+
 def dataset_path(ds:ImageFolders, # the dataset to get
                  data_dir=None, # where extracted datasets live (default: fastai's data folder, honouring `FASTAI_HOME`)
                  seed_dir=None, # folder holding the offline copy `ds.archive` (default: `$SCRATCH_DL_DATA`)
@@ -194,7 +208,7 @@ def dataset_path(ds:ImageFolders, # the dataset to get
     "Verified folder of `ds`: already extracted, else extracted from an offline copy, else downloaded"
     fx = fastai_external()
     url = url or getattr(fx.URLs, ds.url)
-    data_dir = Path(data_dir).expanduser() if data_dir else fx.fastai_path('data')
+    data_dir = Path(data_dir).expanduser() if data_dir else _fastai_data(fx)
     target = data_dir/ds.folder
     remove_stale_temps(data_dir, ds.folder)  # left by an extraction that was killed
     if target.exists():

@@ -48,8 +48,9 @@ class Learner:
                  loss_func, # function of (predictions, targets) returning the loss
                  lr:float, # learning rate
                  opt_func=BasicOptim, # called as `opt_func(params, lr)`: `BasicOptim`, fastai's `SGD`, `torch.optim.SGD`...
-                 cbs=()): # callbacks; a `Recorder` is always added
+                 cbs=()): # callbacks: a list, or just one; a `Recorder` is always added
         self.model,self.dls,self.loss_func,self.lr,self.opt_func = model,dls,loss_func,check_lr(lr),opt_func
+        if isinstance(cbs, type) or hasattr(cbs, 'order'): cbs = [cbs]  # one callback (or class), given without a list
         self.recorder = Recorder()
         self.cbs = [self.recorder, *[_checked_cb(cb, i) for i,cb in enumerate(cbs, 1)]]
 

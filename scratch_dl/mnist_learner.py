@@ -12,7 +12,7 @@ __all__ = ['RUNS', 'mnist_learner', 'train_learner', 'simple_net', 'sequential_n
 from functools import partial
 import torch
 from torch import nn
-from .loop import check_count, check_lr, train_device
+from .loop import check_count, check_loaders, check_lr, train_device
 from .mnist_loop import load_mnist_sample
 from .runs import Fit, Run
 from .mnist_linear import mnist_loss, batch_accuracy
@@ -33,6 +33,7 @@ def train_learner(learn, # a fastai `Learner` whose last metric is the accuracy,
                   quiet:bool=True) -> Fit: # hide the progress bar and the table of results
     "Train `learn` with fastai's `fit`, leaving its model on the CPU; return a `Fit` of fastai's per-epoch training loss and validation accuracy (rounded to 4 places)"
     check_count(epochs, 'epochs'); check_lr(lr)
+    check_loaders(learn.dls)  # the data checks of `fit`: fastai would train on a NaN pixel without a word
     if quiet:
         with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr)
     else: learn.fit(epochs, lr)

@@ -15,7 +15,9 @@ class ProgressBoard:
         from fastprogress.fastprogress import master_bar
         self.n_epochs,self.n_batches,self.train,self.valid = epochs,n_batches,[],[]
         self.mb = master_bar(range(1, epochs+1))
-        self.mb.names,self.header = ['train_loss', 'valid_loss'],['epoch', 'train_loss', 'valid_loss', metric]
+        self.header = ['epoch', 'train_loss', 'valid_loss', metric]
+        # the plot's legend; only a notebook's bar has one (outside a notebook fastprogress takes `names` for the table's columns)
+        if hasattr(self.mb, 'names'): self.mb.names = ['train_loss', 'valid_loss']
     def batches(self, dl):
         "The batches of `dl`, with the inner bar"
         from fastprogress.fastprogress import progress_bar
