@@ -196,10 +196,10 @@ def _fastai_data(fx):
         home = os.environ.get('FASTAI_HOME')
         if home and Path(home).expanduser().exists() and not Path(home).expanduser().is_dir():
             raise NotADirectoryError(f"FASTAI_HOME is set to {home}, which is not a folder: point it at a folder "
-                                     "(fastai keeps its data and settings there), unset it, or pass data_dir") from None
+                                     "(fastai keeps its data and settings there) or unset it") from None
         where = f"FASTAI_HOME is set to {home}" if home else "FASTAI_HOME is not set, so fastai uses ~/.fastai"
         raise OSError(f"fastai cannot make its folder {e.filename} ({e.strerror or one_line(e)}); {where}: "
-                      "point FASTAI_HOME at a folder you can write, or pass data_dir") from None
+                      "point FASTAI_HOME at a folder you can write") from None
 
 def dataset_path(ds:ImageFolders, # the dataset to get
                  data_dir=None, # where extracted datasets live (default: fastai's data folder, honouring `FASTAI_HOME`)
