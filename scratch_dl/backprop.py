@@ -193,6 +193,8 @@ class Value:
             if self.data.numel() != 1:
                 raise RuntimeError(f"backward() without a gradient needs one number, not a value of shape {list(self.shape)}")
             gradient = torch.ones_like(self.data)
+        if gradient.shape != self.shape:
+            raise ValueError(f"the gradient has shape {list(gradient.shape)}, but this value has shape {list(self.shape)}")
         order,seen = [],set()
         def visit(v): # depth first: a value joins `order` after every value it was made from
             if v in seen or not v.requires_grad: return
