@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from .loop import BasicOptim, fit
 from .runs import Fit, Run
-from .mnist_digits import (RECIPES, cross_entropy, digit_accuracy, digit_dls, digit_net, load_digits,
-                                     log_softmax, nll, softmax, train_digits)
+from .mnist_digits import RECIPES, cross_entropy, digit_accuracy, digit_dls, digit_net, load_digits
+from .mnist_digits import log_softmax, nll, softmax
 
 # %% ../nbs/09_backprop.ipynb #0bb205b5
 def cross_entropy_grad(logits:torch.Tensor, # scores `[n,k]`
