@@ -1,5 +1,6 @@
 """Benchmarks for scratch_dl: training loops against the machine's floor, growth with data, the command line and
-import times, the series against bare runs, peak memory, and the 784-30-1 `Learner` on a quiet and a loaded machine.
+import times, the series against bare runs, peak memory, the 784-30-1 `Learner` on a quiet and a loaded machine, the
+ten-digit lesson's loops, and our own autograd (lesson 09) against PyTorch's.
 
 Run from the project root, on a quiet machine, and commit the report it writes to `benchmarks/results.md`:
 
@@ -464,8 +465,44 @@ def part_digits(o):
             + table(rows) + '\n' + table(ratios)
             + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
             f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+# ---- our own autograd (lesson 09) -----------------------------------------------------------------------------
+def autograd_trainer(autograd, data):
+    """`train(epochs)`: lesson 08's seeded 784-30-10 net trained by `fit` + `BasicOptim` on its shuffled batches, with
+    'ours' (lesson 09's `Value`, PyTorch's autograd off) or 'torch' (PyTorch's autograd, lesson 08's `train_digits`);
+    returns the last test accuracy"""
+    from scratch_dl.backprop import train_autograd
+    from scratch_dl.mnist_digits import train_digits
+    if autograd == 'ours': return lambda epochs: train_autograd(data, epochs=epochs).metrics[-1]
+    return lambda epochs: train_digits(data, 'net', epochs=epochs).metrics[-1]
+
+AUTOGRADS = [('our autograd (`Value`, lesson 09)', 'ours'), ("PyTorch's autograd (lesson 08)", 'torch')]
+
+def part_autograd(o):
+    from scratch_dl.mnist_digits import load_digits
+    threads = set_threads(o.threads)
+    data = load_digits()
+    n_epochs = 1 if o.quick else 2
+    log('autograd: the 784-30-10 net')
+    rates, accs = rounds({name: autograd_trainer(kind, data) for name, kind in AUTOGRADS}, n_epochs, o.load_samples)
+    secs = {k: [1 / r for r in v] for k, v in rates.items()}
+    ours, theirs = (AUTOGRADS[i][0] for i in range(2))
+    rows = [{'autograd': name, 'seconds per epoch': spread(secs[name]), 'test accuracy': f'{accs[name]:.4f}'}
+            for name, _ in AUTOGRADS]
+    ratio = [a / b for a, b in zip(secs[ours], secs[theirs])]
+    log('autograd: the lesson under nbdev-test')
+    nb = proc([NBDEV_TEST, 'nbs/09_backprop.ipynb'])
+    target('backprop lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
+    return (f'## Our autograd (lesson 09) against PyTorch\'s: the 784-30-10 net on all ten digits, batch 256, torch threads: {threads}\n\n'
+            f'Each sample trains lesson 08\'s seeded net for {n_epochs} epochs with `fit` and `BasicOptim` on the same shuffled '
+            f'batches, validating on the 10,000 test images after each epoch; {o.load_samples} samples each, taken in turn after '
+            'a 1-epoch warm-up. Both hand the same matrix products to PyTorch\'s compiled routines; ours adds Python '
+            'bookkeeping (sixteen `Value`s per batch and a sort of the graph).\n\n'
+            + table(rows) + f'\nTime per epoch, ours / PyTorch\'s (sample by sample): **{spread(ratio)}**.\n'
+            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
+            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+
 PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load,
-             digits=part_digits)
+             digits=part_digits, autograd=part_autograd)
 
 def header(took, load_start):
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
