@@ -256,7 +256,7 @@ def inputs_unchanged():
     def test(ex, fn, args):
         before = copy.deepcopy(args)
         ex.attempt(fn, args)
-        for name,a,b in zip(ex.arg_names(len(args)), before, args):
+        for name,a,b in zip(ex.arg_names(len(args), fn), before, args):
             if not _same(a, b):
                 fix = next((v for k,v in _IN_PLACE.items() if isinstance(a, k)), 'work on a copy')
                 return f"your function changed its argument `{name}`, which the caller still needs as it was: {fix}"
@@ -265,7 +265,7 @@ def inputs_unchanged():
 def keeps_grad(arg:int=0): # which argument the gradient is taken with respect to
     "A `Property`: the result keeps its gradient with respect to argument `arg`, the same as the reference's (a loss that can train)"
     def test(ex, fn, args):
-        name = ex.arg_names(len(args))[arg]
+        name = ex.arg_names(len(args), fn)[arg]
         def with_grad():
             a = list(copy.deepcopy(args))
             a[arg] = a[arg].detach().float().requires_grad_()
@@ -274,6 +274,7 @@ def keeps_grad(arg:int=0): # which argument the gradient is taken with respect t
         exp,got = ex.attempt(ex.reference, ra),ex.attempt(fn, ga)
         cut = ("so a model trained with it cannot learn: `.item()`, `.detach()`, `.numpy()` or `torch.tensor(...)` "
                "make a new value with no history; keep every step a tensor operation")
+        if isinstance(got, Raised): return f"your code raised {got.kind} when `{name}` requires a gradient, as a model's output does: {got.msg}"
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             return f"your result has no gradient with respect to `{name}`, {cut}"
         (eg,),(gg,) = torch.autograd.grad(exp.sum(), ra[arg]),torch.autograd.grad(got.sum(), ga[arg], allow_unused=True)
@@ -351,22 +352,24 @@ class Exercise:
         self.properties,self.forbid,self.time_limit,self.names = list(properties),tuple(forbid),time_limit,names
         self._cache = {}
     def __repr__(self): return f"Exercise({self.name!r}, mistakes: {', '.join(m.name for m in self.mistakes) or 'none'})"
-    def arg_names(self, n): # how many arguments
-        "Names for `n` arguments in messages"
+    def arg_names(self, n, fn=None): # how many arguments, and the function they are given to
+        "Names for `n` arguments in messages: `fn`'s own parameter names where it takes them as they are"
         names = self.names
-        if names is None and self.run is _call and not inspect.isclass(self.reference):
-            try: names = list(inspect.signature(self.reference).parameters)
-            except (TypeError, ValueError): pass
+        if names is None and self.run is _call:
+            for f in (fn, self.reference):
+                try: names = [p for p in inspect.signature(f).parameters][:n] if not inspect.isclass(f) else None
+                except (TypeError, ValueError): names = None
+                if names and len(names) == n: break
         return list(names or [])[:n] + [f'argument {i+1}' for i in range(len(names or []), n)]
     def cases(self):
         "`(label, args)` for each edge case, then each random input; fresh arguments on every call"
         for label,args in self.edge_cases: yield label,copy.deepcopy(args() if callable(args) else tuple(args))
         for i in range(self.n_trials): yield f'random input {i+1}',self.inputs(torch.Generator().manual_seed(self.seed+i))
-    def label(self, i): # which case
+    def label(self, i, fn=None): # which case, and the learner's function
         "Case `i` in words, with its arguments when `run` passes them to the function as they are"
         label,args = list(self.cases())[i]
         if self.names is None and (self.run is not _call or inspect.isclass(self.reference)): return label
-        return f"{label} ({', '.join(f'{n} = {_show(a)}' for n,a in zip(self.arg_names(len(args)), args))})"
+        return f"{label} ({', '.join(f'{n} = {_show(a)}' for n,a in zip(self.arg_names(len(args), fn), args))})"
     def attempt(self, fn, args): # a function or class, and the arguments `run` gives it
         "What `run` gives for `fn` on `args` within the time limit: its result, a `Raised`, or a `Stopped`"
         try: return in_time(lambda: self.run(_watch(fn), *args), self.time_limit)
@@ -418,15 +421,15 @@ class Exercise:
             return (f"Not quite: your code uses `{op}`, which does what this exercise asks you to write yourself. "
                     f"Write it without {', '.join(f'`{o}`' for o in self.forbid)}.{more}")
         if (got := self.outcomes(fn)) is None: return not_done
-        if isinstance(got[-1], Stopped): return f"Not quite: on {self.label(len(got)-1)}, your function {got[-1].why}."
+        if isinstance(got[-1], Stopped): return f"Not quite: on {self.label(len(got)-1, fn)}, your function {got[-1].why}."
         if (diff := self.first_diff(self._known(self.reference), got)) is not None:
             for m in self.mistakes:
                 if (mo := self._known(m.fn)) is not None and len(mo) == len(got) and self.first_diff(mo, got) is None:
                     return f"Not quite: this is a known mistake, {m.name}.\nHint: {m.hint}"
-            return f"Not quite: on {self.label(diff[0])}, {diff[1]}{'' if diff[1][-1] in '.?' else '.'}{more}"
+            return f"Not quite: on {self.label(diff[0], fn)}, {diff[1]}{'' if diff[1][-1] in '.?' else '.'}{more}"
         for p in self.properties:
             for i,(_,args) in enumerate(self.cases()):
-                if (msg := p.test(self, fn, args)): return f"Not quite: on {self.label(i)}, {msg}.{more}"
+                if (msg := p.test(self, fn, args)): return f"Not quite: on {self.label(i, fn)}, {msg}.{more}"
         n = len(self.edge_cases)
         return f"Correct: `{name}` gives the right results on {f'{n} chosen inputs and ' if n else ''}{self.n_trials} random ones."
     def hint(self): "Print the general hint"; print(f"Hint: {self.hint_text}")
