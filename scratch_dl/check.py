@@ -99,7 +99,7 @@ def differ(expected, # what the reference gave
         if type(got) in _FIXES and not isinstance(expected, _FIXES[type(got)]): advice = ''
         return f"{subject} {what}, where {want} was expected" + (f": {advice}" if advice else '')
     where = where or 'the result'
-    if isinstance(got, Raised) and got != expected: return f"your code raised {got.kind}: {got.msg}"
+    if isinstance(got, Raised) and not (isinstance(expected, Raised) and got == expected): return f"your code raised {got.kind}: {got.msg}"
     if isinstance(expected, Raised): return None if got == expected else f"{where} should be an error ({expected.kind})"
     if (e := _scalar(expected)) is not None:  # a number or a 0-d tensor: `.item()`'s float and an int pass too
         if (g := _scalar(got)) is None: return wrong_kind()
