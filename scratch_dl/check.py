@@ -55,7 +55,9 @@ def _differ_tensor(e, g, where):
         if list(g.shape)+[1] == list(e.shape): return msg + " (a vector where a column was expected: keep the last axis)"
         if list(e.shape)+[1] == list(g.shape): return msg + " (a column where a vector was expected)"
         return msg
-    if _tkind(g) != _tkind(e): return f"{where} holds {_tkind(g)}; expected {_tkind(e)}"
+    if _tkind(g) != _tkind(e):
+        fix = {'integers': '`.long()` makes integers', 'floats': '`.float()` makes floats'}.get(_tkind(e), '')
+        return f"{where} holds {_tkind(g)}; expected {_tkind(e)}" + (f" ({fix})" if fix and _tkind(g) != 'booleans' else '')
     e,g = e.detach().cpu().double(),g.detach().cpu().double()
     bad = ~torch.isclose(g, e, rtol=1e-4, atol=1e-5, equal_nan=True)
     if not bad.any(): return None
