@@ -1,4 +1,4 @@
-"""The checking core behind every lesson's "Check yourself" exercises: your function against the reference on random inputs, with the common mistakes recognised by name. It knows no lesson.
+"""The checking core behind every lesson's "Check yourself" exercises: your function against the reference on chosen and random inputs, within time limits, with the common mistakes recognised by name. It knows no lesson.
 
 Docs: https://scratch-dl.github.io/scratch_dl/check.html.md"""
 
@@ -58,11 +58,12 @@ def _differ_tensor(e, g, where):
     if _tkind(g) != _tkind(e):
         fix = {'integers': '`.long()` makes integers', 'floats': '`.float()` makes floats'}.get(_tkind(e), '')
         return f"{where} holds {_tkind(g)}; expected {_tkind(e)}" + (f" ({fix})" if fix and _tkind(g) != 'booleans' else '')
+    show = (lambda v: str(bool(v))) if e.dtype == torch.bool else (lambda v: f"{v:.4g}")
     e,g = e.detach().cpu().double(),g.detach().cpu().double()
     bad = ~torch.isclose(g, e, rtol=1e-4, atol=1e-5, equal_nan=True)
     if not bad.any(): return None
     i = tuple(int(j) for j in bad.nonzero()[0])
-    return (f"{where} has different values: {g[i].item():.4g}{f' at index {list(i)}' if i else ''} where {e[i].item():.4g} was expected "
+    return (f"{where} has different values: {show(g[i].item())}{f' at index {list(i)}' if i else ''} where {show(e[i].item())} was expected "
             f"({int(bad.sum())} of {bad.numel()} values differ)")
 
 def _numeric(s): return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
@@ -321,7 +322,7 @@ def imports_for(obj): # a function or class
     local = _bound(tree) | {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     names = dict.fromkeys(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
     lines = [_import_line(n, space[n]) for n in names if n not in local and n in space and not hasattr(builtins, n)]
-    return sorted(set(l for l in lines if l))
+    return sorted(set(l for l in lines if l), key=lambda l: (l.startswith('from'), l))  # `import`s first, as is usual
 
 # %% ../nbs/80_check.ipynb #ecde6822
 def _show(x):
