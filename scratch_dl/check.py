@@ -434,7 +434,7 @@ class Exercise:
             for i,(_,args) in enumerate(self.cases()):
                 if (msg := p.test(self, fn, args)): return f"Not quite: on {self.label(i, fn)}, {msg}.{more}"
         n = len(self.edge_cases)
-        return f"Correct: `{name}` gives the right results on {f'{n} chosen inputs and ' if n else ''}{self.n_trials} random ones."
+        return f"Correct: `{name}` gives the right results on {f'{n} chosen inputs and {self.n_trials} random ones' if n else f'{self.n_trials} random inputs'}."
     def hint(self): "Print the general hint"; print(f"Hint: {self.hint_text}")
     def solution_code(self):
         "The reference's code, with the imports it needs to run pasted into a fresh cell"
