@@ -4,8 +4,8 @@
 __all__ = ['ex_scale_pixels', 'ex_missing_counts', 'scale_pixels', 'missing_counts']
 
 # %% ../../nbs/00_data.ipynb #b9aeff65
-import pandas as pd, torch
-from ..check import Exercise, Mistake, draw_int
+import numpy as np, pandas as pd, torch
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged, same_dtype
 
 # %% ../../nbs/00_data.ipynb #b8f2c1b1
 def scale_pixels(pixels): # a stack of greyscale pictures as bytes, `uint8` from 0 (black) to 255 (white)
@@ -22,7 +22,14 @@ def _pixels_unscaled(pixels): return pixels.float()
 def _pixels_floor_div(pixels): return pixels//255
 def _pixels_by_256(pixels): return pixels/256
 
+def _bytes(rows): return torch.tensor(rows, dtype=torch.uint8)
+
 ex_scale_pixels = Exercise('scale_pixels', scale_pixels, _pixels,
+    edge_cases={'a stack without a 0': (_bytes([[[1, 128], [255, 64]]]),),
+                'a stack without a 255': (_bytes([[[0, 10], [100, 254]], [[3, 0], [51, 7]]]),),
+                'a single picture [h,w]': (_bytes([[0, 51], [255, 102]]),),
+                'an all-black picture': (_bytes([[[0, 0], [0, 0]]]),)},
+    properties=[same_dtype()],
     hint="Make floats and divide by the largest value a byte can hold: `pixels.float()/255`.",
     mistakes=[Mistake('not scaled', _pixels_unscaled,
                       "The values still run from 0 to 255. Divide by 255, so that black is 0 and white is 1."),
@@ -60,6 +67,12 @@ def _missing_present(df): return {c: int(n) for c,n in df.notna().sum().items() 
 def _missing_total(df): return int(df.isna().sum().sum())
 
 ex_missing_counts = Exercise('missing_counts', missing_counts, _passengers_with_holes,
+    edge_cases={'a table with nothing missing': (pd.DataFrame({'Age': [22., 38.], 'Cabin': ['C85', 'E46']}),),
+                'gaps in other columns (Fare and Name)': (pd.DataFrame({'Age': [22., 38., 26.], 'Fare': [7.25, np.nan, np.nan],
+                                                                        'Name': ['Braund', None, 'Heikkinen']}),),
+                'one row': (pd.DataFrame({'Survived': [1], 'Cabin': [None]}),),
+                'a column with every value missing': (pd.DataFrame({'Age': [np.nan, np.nan], 'Sex': ['male', 'female']}),)},
+    properties=[inputs_unchanged()],
     hint="`df.isna()` marks each missing value with True; `.sum()` adds up each column; keep the columns whose count "
          "is above 0, e.g. `{c: int(n) for c,n in counts.items() if n > 0}`.",
     mistakes=[Mistake('columns with nothing missing kept', _missing_all_columns,

@@ -5,26 +5,33 @@ __all__ = ['ex_run_cbs', 'ex_weighted_mean', 'weighted_mean']
 
 # %% ../../nbs/07_mnist_learner_scratch.ipynb #68a83335
 import torch
-from functools import partial
 from types import SimpleNamespace
-from ..check import Exercise, Mistake, draw_int
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged
 from ..learner import run_cbs
 
 # %% ../../nbs/07_mnist_learner_scratch.ipynb #1de1a47e
-class _LogCB:
-    "A callback for the checker: an `order`, and event methods that append `(name, event)` to `learn.log`"
-    def __init__(self, name, order, events):
-        self.name,self.order = name,order
-        for e in events: setattr(self, e, partial(self._log, e))
-    def _log(self, event, learn): learn.log.append((self.name, event))
+def _logs(event):
+    "A callback method that appends `(the callback's name, event)` to `learn.log`"
+    def method(self, learn): learn.log.append((self.name, event))
+    method.__name__ = event
+    return method
+
+def _callback(i, order, events):
+    "Callback `i`, of a class of its own as the lesson's callbacks are: `order` and the event methods defined on the class"
+    cls = type(f'CB{i}', (), {'order': order, **{e: _logs(e) for e in events}})
+    cb = cls()
+    cb.name = f'cb{i}'
+    return cb
 
 def _callbacks(g):
     "Callbacks out of order (neither sorted nor sorted backwards), all but one with an `after_batch` method"
     n = draw_int(g, 4, 7)
     orders,skip = torch.randperm(n, generator=g).tolist(),draw_int(g, 0, n)
     orders[:3] = sorted(orders[:3])[1],sorted(orders[:3])[0],sorted(orders[:3])[2]  # the first three out of order
-    cbs = [_LogCB(f'cb{i}', o*10, ['before_fit'] + (['after_batch'] if i!=skip else [])) for i,o in enumerate(orders)]
+    cbs = [_callback(i, o*10, ['before_fit'] + (['after_batch'] if i!=skip else [])) for i,o in enumerate(orders)]
     return cbs,'after_batch',SimpleNamespace(log=[])
+
+def _case(*cbs): return lambda: ([_callback(i, o, e) for i,(o,e) in enumerate(cbs)], 'after_batch', SimpleNamespace(log=[]))
 
 def _run_cbs(fn, cbs, event, learn):
     fn(cbs, event, learn)
@@ -43,6 +50,9 @@ def _cbs_reversed(cbs, event, learn):
 
 # %% ../../nbs/07_mnist_learner_scratch.ipynb #54cf1639
 ex_run_cbs = Exercise('run_cbs', run_cbs, _callbacks, run=_run_cbs,
+    edge_cases={'no callbacks': _case(), 'one callback without the method': _case((0, ['before_fit'])),
+                'callbacks listed highest order first': _case((20, ['after_batch']), (10, ['after_batch']), (0, ['after_batch'])),
+                'callbacks already in order, the last without the method': _case((0, ['after_batch']), (5, ['after_batch']), (9, []))},
     hint="Loop over `sorted(cbs, key=lambda cb: cb.order)`; `getattr(cb, event, None)` gives the method, or None "
          "when the callback does not have one; call it with `learn` when it is not None.",
     mistakes=[Mistake('callbacks run in list order', _cbs_unsorted,
@@ -67,6 +77,10 @@ def _mean_per_batch(values, sizes): return (values*sizes).sum() / len(values)
 def _total(values, sizes): return (values*sizes).sum()
 
 ex_weighted_mean = Exercise('weighted_mean', weighted_mean, _batch_means,
+    edge_cases={'one batch': (torch.tensor([0.75]), torch.tensor([8])),
+                'a last batch of one item': (torch.tensor([0.5, 0.25, 1.]), torch.tensor([4, 4, 1])),
+                'batches of equal size': (torch.tensor([0.2, 0.6]), torch.tensor([5, 5]))},
+    properties=[inputs_unchanged()],
     hint="Each batch's mean times its size gives that batch's total; add up the totals and divide by the total number "
          "of items, `sizes.sum()`.",
     mistakes=[Mistake('the plain mean of the batch means', _mean_of_means,

@@ -5,8 +5,15 @@ __all__ = ['ex_basic_optim', 'ex_batches', 'AnswerOptim', 'batches']
 
 # %% ../../nbs/03_training_loop.ipynb #123d95a8
 import torch
-from ..check import Exercise, Mistake, draw_int
-from .mnist_linear import draw_params, run_steps, WRONG_SIGN, NOT_ZEROED
+from ..check import Exercise, Mistake, bounded, draw_int
+from .mnist_linear import draw_params, run_steps, WRONG_SIGN, NOT_ZEROED, _matrix_params
+
+def _warm_up():
+    "PyTorch's first optimizer step imports much of its compiler (seconds, once): done here, so that it never counts against a check's time limit"
+    p = torch.nn.Parameter(torch.zeros(1))
+    p.grad = torch.zeros(1)
+    torch.optim.SGD([p], lr=0.1).step()
+_warm_up()
 
 # %% ../../nbs/03_training_loop.ipynb #a3ae9048
 class AnswerOptim:
@@ -18,11 +25,18 @@ class AnswerOptim:
     def zero_grad(self, *args, **kwargs):
         for p in self.params: p.grad = None
 
+class _Model(torch.nn.Module):
+    "A model whose parameters start as copies of `params`"
+    def __init__(self, params):
+        super().__init__()
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(p.detach().clone()) for p in params])
+
 def _run_optim(cls, params, targets, lr):
-    "Give `cls` the parameters as a generator, as `model.parameters()` does; two rounds of backward, `step`, `zero_grad`"
-    opt = cls((p for p in params), lr)
+    "Give `cls` a model's `parameters()`, a generator, as the lesson does; two rounds of backward, `step`, `zero_grad`, read back from the model"
+    model = _Model(params)
+    opt = cls(model.parameters(), lr)
     def step(params, lr): opt.step(); opt.zero_grad()
-    return run_steps(step, params, targets, lr)
+    return run_steps(step, list(model.parameters()), targets, lr)
 
 # %% ../../nbs/03_training_loop.ipynb #b45eeff8
 class _OptimGenerator:
@@ -41,6 +55,7 @@ class _OptimNoZero(AnswerOptim):
         for p in self.params: p.grad.zero_
 
 ex_basic_optim = Exercise('basic_optim', AnswerOptim, draw_params, run=_run_optim,
+    edge_cases={'one parameter [2,3] and a learning rate of 0.01': _matrix_params},
     hint="`__init__` keeps `list(params)` and `lr`; `step` does `p.data -= p.grad*self.lr` for each parameter; "
          "`zero_grad` sets `p.grad = None`.",
     mistakes=[Mistake('parameters kept as a generator', _OptimGenerator,
@@ -59,7 +74,7 @@ def _rows(g):
     n = bs*draw_int(g, 2, 5) + draw_int(g, 1, bs)
     return torch.arange(2*n).view(n, 2),torch.arange(n).view(n, 1),bs
 
-def _run_batches(fn, x, y, bs): return list(fn(x, y, bs))
+def _run_batches(fn, x, y, bs): return bounded(fn(x, y, bs))
 
 def _batches_drop_last(x, y, bs):
     for i in range(len(x)//bs): yield x[i*bs:(i+1)*bs],y[i*bs:(i+1)*bs]
@@ -67,7 +82,12 @@ def _batches_drop_last(x, y, bs):
 def _batches_overlap(x, y, bs):
     for i in range(len(x)): yield x[i:i+bs],y[i:i+bs]
 
-ex_batches = Exercise('batches', batches, _rows, run=_run_batches,
+def _numbered(n, bs): return torch.arange(2*n).view(n, 2),torch.arange(n).view(n, 1),bs
+
+ex_batches = Exercise('batches', batches, _rows, run=_run_batches, names=['x', 'y', 'bs'],
+    edge_cases={'a batch size larger than the data (3 rows, bs=5)': _numbered(3, 5),
+                'a batch size that divides the rows (6 rows, bs=3)': _numbered(6, 3),
+                'one row (bs=2)': _numbered(1, 2), 'a batch size of 1 (4 rows)': _numbered(4, 1)},
     hint="Walk the start of each batch with `range(0, len(x), bs)` and `yield x[i:i+bs], y[i:i+bs]`; slicing past the "
          "end simply stops at the end, which gives the last, smaller batch.",
     mistakes=[Mistake('the last, smaller batch dropped', _batches_drop_last,

@@ -5,7 +5,7 @@ __all__ = ['ex_mnist_distance', 'ex_is_3', 'mnist_distance']
 
 # %% ../../nbs/01_mnist_baseline.ipynb #a3b43b13
 import torch
-from ..check import Exercise, Mistake, draw_int
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged
 from ..mnist_baseline import is_3
 
 # %% ../../nbs/01_mnist_baseline.ipynb #488ac8fc
@@ -23,6 +23,10 @@ def _dist_no_abs(a, b): return (a-b).mean((-1,-2))
 def _dist_sum(a, b): return (a-b).abs().sum((-1,-2))
 
 ex_mnist_distance = Exercise('mnist_distance', mnist_distance, _images,
+    edge_cases={'a single image [h,w]': (torch.tensor([[0., 1., 0.5], [1., 0., 0.25]]), torch.tensor([[1., 1., 0.], [0., 0., 0.75]])),
+                'a stack of one image [1,h,w]': (torch.tensor([[[0.2, 0.9], [0.4, 0.], [1., 0.1]]]), torch.tensor([[0.7, 0.], [0.4, 0.6], [0., 0.1]])),
+                'two identical images': (torch.full((2, 2), 0.3), torch.full((2, 2), 0.3))},
+    properties=[inputs_unchanged()],
     hint="Subtract, take the absolute value, then average over height and width only: the last two axes, "
          "`mean((-1,-2))`. Broadcasting lines `b` up against every image of the stack.",
     mistakes=[Mistake('the mean over everything', _dist_all,
@@ -55,6 +59,10 @@ def _is_3_whole_stack(x, mean3, mean7): return (x-mean3).abs().mean() < (x-mean7
 def _is_3_l2(x, mean3, mean7): return _dist_l2(x, mean3) < _dist_l2(x, mean7)
 
 ex_is_3 = Exercise('is_3', is_3, _three_images,
+    edge_cases={'a single image [h,w]': (torch.tensor([[0.9, 0.1], [0.8, 0.]]), torch.tensor([[1., 0.], [1., 0.]]), torch.tensor([[0., 1.], [0., 1.]])),
+                'a tie: an image as far from the mean 3 as from the mean 7': (torch.tensor([[[0.5, 0.5]], [[0.9, 0.1]]]),
+                                                                           torch.tensor([[1., 0.]]), torch.tensor([[0., 1.]]))},
+    properties=[inputs_unchanged()],
     hint="Work out the distance of `x` from `mean3` and from `mean7` (one number per image each, averaging over the "
          "last two axes), and compare them: `x` is a 3 where the first is smaller.",
     mistakes=[Mistake('the comparison the wrong way round', _is_3_reversed,

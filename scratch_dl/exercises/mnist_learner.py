@@ -6,7 +6,7 @@ __all__ = ['ex_relu', 'ex_simple_net', 'relu']
 # %% ../../nbs/04_mnist_learner.ipynb #d00b1639
 import torch
 from torch import nn
-from ..check import Exercise, Mistake, draw_int
+from ..check import Exercise, Labelled, Mistake, describe, draw_int, inputs_unchanged, keeps_grad, same_dtype
 from ..mnist_learner import sequential_net
 
 # %% ../../nbs/04_mnist_learner.ipynb #ac1d0843
@@ -23,6 +23,10 @@ def _relu_abs(x): return x.abs()
 def _relu_torch_max(x): return torch.max(x, 0)
 
 ex_relu = Exercise('relu', relu, _activations,
+    edge_cases={'one negative value': (torch.tensor([-0.5]),), 'all positive': (torch.tensor([[0.5, 3.]]),),
+                'all negative': (torch.tensor([[-2., -0.1], [-7., -1.]]),),
+                'a stack [2,2,2]': (torch.tensor([[[1., -1.], [2., -2.]], [[-3., 3.], [0.5, -0.5]]]),)},
+    properties=[inputs_unchanged(), keeps_grad(0), same_dtype()],
     hint="`x.clamp(min=0)` raises everything below 0 up to 0 and leaves the rest alone; so does "
          "`torch.where(x > 0, x, 0.)`.",
     mistakes=[Mistake('clamping the wrong side', _relu_wrong_side,
@@ -40,18 +44,34 @@ def _net_sizes(g):
     n_in = draw_int(g, 4, 9)
     return n_in,draw_int(g, 3, 7),torch.randn(64, n_in, generator=g)*3
 
+def _layers(model):
+    "The layers that hold weights, in order, e.g. 'Linear(5, 3), Linear(3, 1)'"
+    def name(m):
+        if not isinstance(m, nn.Linear): return type(m).__name__
+        return f"Linear({m.in_features}, {m.out_features}{'' if m.bias is not None else ', bias=False'})"
+    return ', '.join(name(m) for m in model.modules() if next(m.parameters(recurse=False), None) is not None)
+
 def _run_net(fn, n_in, n_hidden, x):
-    "Build the model right after `torch.manual_seed(0)` (without disturbing the caller's random state); its outputs for `x`"
+    "A network compared as a network: what `fn` returns, its layers with weights, then its output with the same weights as the reference's"
+    model = fn(n_in, n_hidden)
+    if not isinstance(model, nn.Module): return Labelled({"your function's result": describe(model)[0]})
+    res = Labelled({"your function's result": 'a network', 'the list of layers with weights': _layers(model)})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = fn(n_in, n_hidden)
-    with torch.no_grad(): return model(x)
+        ref = sequential_net(n_in, n_hidden)
+    if [p.shape for p in model.parameters()] == [p.shape for p in ref.parameters()]:
+        with torch.no_grad():
+            for p,q in zip(model.parameters(), ref.parameters()): p.copy_(q)
+            res['its output, with the weights copied from the answer'] = model(x)
+    return res
 
 def _net_no_relu(n_in, n_hidden): return nn.Sequential(nn.Linear(n_in, n_hidden), nn.Linear(n_hidden, 1))
 def _net_relu_last(n_in, n_hidden): return nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1), nn.ReLU())
 def _net_fixed_sizes(n_in, n_hidden): return nn.Sequential(nn.Linear(28*28, 30), nn.ReLU(), nn.Linear(30, 1))
 
 ex_simple_net = Exercise('simple_net', sequential_net, _net_sizes, run=_run_net,
+    edge_cases={'one input and one hidden unit': (1, 1, torch.tensor([[-2.], [0.5], [3.]])),
+                "the lesson's sizes, 784 and 30": (784, 30, torch.linspace(-1, 1, 2*784).view(2, 784))},
     hint="`nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Linear(n_hidden, 1))`: the layers in the order the "
          "data flows through them.",
     mistakes=[Mistake('no ReLU between the layers', _net_no_relu,

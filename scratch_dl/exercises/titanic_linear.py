@@ -4,8 +4,8 @@
 __all__ = ['ex_add_dummies', 'ex_normalise', 'add_dummies', 'normalise']
 
 # %% ../../nbs/05_titanic_linear.ipynb #ba5f3c77
-import pandas as pd, torch
-from ..check import Exercise, Mistake, draw_int
+import numpy as np, pandas as pd, torch
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged, same_dtype
 
 # %% ../../nbs/05_titanic_linear.ipynb #0346bb92
 def add_dummies(df): return pd.get_dummies(df, columns=["Sex","Pclass","Embarked"], dtype=float)
@@ -22,6 +22,12 @@ def _dummies_no_cols(df): return pd.get_dummies(df, dtype=float)
 def _dummies_drop_first(df): return pd.get_dummies(df, columns=['Sex', 'Pclass', 'Embarked'], dtype=float, drop_first=True)
 
 ex_add_dummies = Exercise('add_dummies', add_dummies, _passengers,
+    edge_cases={'one passenger': (pd.DataFrame({'Survived': [1], 'Sex': ['female'], 'Age': [38.], 'Pclass': [1], 'Embarked': ['C']}),),
+                'no second class, and other columns to keep (Name, Fare)': (pd.DataFrame({
+                    'Name': ['Braund', 'Cumings', 'Heikkinen'], 'Sex': ['male', 'female', 'female'], 'Pclass': [3, 1, 3],
+                    'Fare': [7.25, 71.28, 7.92], 'Embarked': ['S', 'C', 'S']}),),
+                'a port missing': (pd.DataFrame({'Sex': ['male', 'female'], 'Pclass': [2, 1], 'Embarked': ['Q', None]}),)},
+    properties=[inputs_unchanged()],
     hint="`pd.get_dummies` with the three columns named in `columns=`, and `dtype=float` so that the dummies are numbers.",
     mistakes=[Mistake('dummies left as booleans', _dummies_bool,
                       "pandas 2 and later make dummy columns of booleans. Mixed with float columns, `.values` becomes an "
@@ -46,6 +52,9 @@ def _norm_no_values(t): return t / t.max(dim=0)
 def _norm_rows(t): return t / t.max(dim=1, keepdim=True).values
 
 ex_normalise = Exercise('normalise', normalise, _columns,
+    edge_cases={'one row': (torch.tensor([[4., 0.5, 80.]]),), 'one column': (torch.tensor([[2.], [8.], [4.]]),),
+                'as many rows as columns': (torch.tensor([[1., 200., 3.], [4., 100., 6.], [2., 50., 30.]]),)},
+    properties=[inputs_unchanged(), same_dtype()],
     hint="`t.max(dim=0).values` is the largest value of each column, shape `[k]`; dividing `t` by it broadcasts it "
          "over every row.",
     mistakes=[Mistake('one maximum for the whole tensor', _norm_global,

@@ -5,7 +5,7 @@ __all__ = ['ex_matmul', 'ex_net_preds', 'matmul']
 
 # %% ../../nbs/06_titanic_nets.ipynb #737af7d0
 import torch, torch.nn.functional as F
-from ..check import Exercise, Mistake, draw_int
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged, same_dtype
 from ..titanic_nets import net_preds
 
 # %% ../../nbs/06_titanic_nets.ipynb #cb62eeb6
@@ -21,6 +21,11 @@ def _matmul_wrong_axis(a, b): return (a[:,:,None]*b[None]).sum(-1)
 def _matmul_elementwise(a, b): return a*b
 
 ex_matmul = Exercise('matmul', matmul, _matrices,
+    forbid=('@', 'mm', 'matmul', 'einsum', 'dot', 'bmm', 'tensordot'),
+    edge_cases={'a row times a column ([1,3] and [3,1])': (torch.tensor([[1., 2., 3.]]), torch.tensor([[4.], [5.], [6.]])),
+                'a column times a row ([3,1] and [1,2])': (torch.tensor([[1.], [-2.], [3.]]), torch.tensor([[2., 0.5]])),
+                'square matrices [2,2]': (torch.tensor([[1., 2.], [3., 4.]]), torch.tensor([[0., 1.], [-1., 2.]]))},
+    properties=[inputs_unchanged(), same_dtype()],
     hint="`a[:,:,None]` is `[n,k,1]` and `b[None]` is `[1,k,m]`; multiplied, they broadcast to all the products, "
          "`[n,k,m]`. Then add up over `k`, axis 1.",
     mistakes=[Mistake('the products without the sum', _matmul_no_sum,
@@ -51,7 +56,14 @@ def _net_preds_relu_last(coeffs, indeps):
     layer1,layer2,const = coeffs
     return torch.sigmoid(F.relu(F.relu(indeps@layer1)@layer2 + const))
 
+def _coeffs(l1, l2, const): return torch.tensor(l1),torch.tensor(l2),torch.tensor(const)
+
 ex_net_preds = Exercise('net_preds', net_preds, _net_coeffs,
+    edge_cases={'one passenger, whose hidden values are all negative': (_coeffs([[-1., -2.], [-0.5, -1.]], [[1.], [2.]], -0.5),
+                                                                        torch.tensor([[1., 2.]])),
+                'a positive constant and two passengers': (_coeffs([[1., -1.], [2., 0.5]], [[-1.], [3.]], 0.75),
+                                                           torch.tensor([[0.5, 1.], [1., 0.]]))},
+    properties=[inputs_unchanged(), same_dtype()],
     hint="`res = F.relu(indeps@layer1)`, then `res@layer2 + const`, then `torch.sigmoid` of that.",
     mistakes=[Mistake('no ReLU after the first layer', _net_preds_no_relu,
                       "Without the ReLU, `indeps@layer1@layer2` is the same as one matrix product with `layer1@layer2`: "
