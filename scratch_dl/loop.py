@@ -143,6 +143,7 @@ def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Mod
     board = ProgressBoard(epochs, n_batches, getattr(metric, '__name__', 'metric')) if show else None
     losses,metrics = [],[]
     for epoch in (board.mb if show else range(1, epochs+1)):
+        if isinstance(model, torch.nn.Module): model.train()  # batch norm and the like: batch statistics
         total,n = 0.,0
         for xb,yb in (board.batches(dls.train) if show else dls.train):
             loss = calc_grad(xb, yb, model, loss_func).item()
@@ -154,6 +155,7 @@ def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Mod
         if not all(all_finite(p) for p in params):
             raise diverged("a parameter became NaN or infinite", epoch, epochs, lr)
         losses.append(total/n)
+        if isinstance(model, torch.nn.Module): model.eval()  # ...and their running statistics to measure
         metrics.append(validate_epoch(model, dls.valid, metric))
         if show: board.epoch_done(epoch, losses[-1], batch_mean(model, dls.valid, loss_func), metrics[-1])
     return Fit(model, params, losses, metrics, lr=lr)
