@@ -8,7 +8,7 @@ Docs: https://scratch-dl.github.io/scratch_dl/convolutions.html.md"""
 __all__ = ['CNN_RECIPE', 'RUNS', 'apply_kernel', 'conv_loops', 'im2col', 'conv2d_matmul', 'conv_out_size', 'conv', 'simple_cnn',
            'receptive_fields', 'batch_norm', 'BatchNorm', 'sched_cos', 'one_cycle', 'OneCycleSGD', 'train_cnn']
 
-# %% ../nbs/10_convolutions.ipynb #af55af3c
+# %% ../nbs/10_convolutions.ipynb #67e94bc5
 import math
 from functools import partial
 import torch
@@ -18,7 +18,7 @@ from .loop import BasicOptim, check_count, check_lr, fit
 from .runs import Fit, Run
 from .mnist_digits import load_digits, digit_dls, digit_accuracy
 
-# %% ../nbs/10_convolutions.ipynb #067a3dcf
+# %% ../nbs/10_convolutions.ipynb #838b5f23
 def apply_kernel(im:torch.Tensor, # one image `[h,w]`
                  row:int, col:int, # the pixel the kernel is centred on
                  kernel:torch.Tensor): # square weights `[k,k]`, `k` odd
@@ -26,7 +26,7 @@ def apply_kernel(im:torch.Tensor, # one image `[h,w]`
     r = kernel.shape[0]//2
     return (im[row-r:row+r+1, col-r:col+r+1] * kernel).sum()
 
-# %% ../nbs/10_convolutions.ipynb #ae8ab997
+# %% ../nbs/10_convolutions.ipynb #73670a05
 def conv_loops(im:torch.Tensor, # one image `[h,w]`
                kernel:torch.Tensor): # square weights `[k,k]`, `k` odd
     "The kernel applied at every position where it fits inside `im`, with two Python loops: `[h-k+1, w-k+1]`"
@@ -34,7 +34,7 @@ def conv_loops(im:torch.Tensor, # one image `[h,w]`
     return torch.stack([torch.stack([apply_kernel(im, i, j, kernel) for j in range(r, im.shape[1]-r)])
                         for i in range(r, im.shape[0]-r)])
 
-# %% ../nbs/10_convolutions.ipynb #ded9e0db
+# %% ../nbs/10_convolutions.ipynb #b9d7cc18
 def im2col(x:torch.Tensor, # a batch of images `[n,c,h,w]`
            ks:int, # kernel size
            stride:int=1, # step between positions
@@ -59,7 +59,7 @@ def conv2d_matmul(x:torch.Tensor, # a batch of images `[n,c,h,w]`
     h,w = x.shape[2] + 2*padding,x.shape[3] + 2*padding
     return out.view(len(x), nf, (h - ks)//stride + 1, (w - ks)//stride + 1)
 
-# %% ../nbs/10_convolutions.ipynb #ff459631
+# %% ../nbs/10_convolutions.ipynb #4fdf1ae5
 def conv_out_size(n:int, # input size along one axis (height or width)
                   ks:int, # kernel size
                   stride:int=1, # step between positions
@@ -67,7 +67,7 @@ def conv_out_size(n:int, # input size along one axis (height or width)
     "Output size of a convolution along one axis: `(n + 2*padding - ks)//stride + 1`"
     return (n + 2*padding - ks)//stride + 1
 
-# %% ../nbs/10_convolutions.ipynb #9065ffe0
+# %% ../nbs/10_convolutions.ipynb #89de3bdf
 def conv(ni:int, # input channels
          nf:int, # output channels (kernels)
          ks:int=3, # kernel size
@@ -89,7 +89,7 @@ def simple_cnn(norm=nn.BatchNorm2d): # a normalisation layer after each convolut
                          conv(64, 10, act=False, norm=norm), # 1x1
                          nn.Flatten())
 
-# %% ../nbs/10_convolutions.ipynb #0c77ae6c
+# %% ../nbs/10_convolutions.ipynb #1478145c
 def receptive_fields(layers): # `(ks, stride)` of each convolution, first to last
     "The receptive field (pixels across) and jump (pixels between neighbours) after each layer, as `(field, jump)` pairs"
     field,jump,res = 1,1,[]
@@ -98,7 +98,7 @@ def receptive_fields(layers): # `(ks, stride)` of each convolution, first to las
         res.append((field, jump))
     return res
 
-# %% ../nbs/10_convolutions.ipynb #58ed661c
+# %% ../nbs/10_convolutions.ipynb #15eebc2f
 def batch_norm(x:torch.Tensor, # activations `[n,c,h,w]`
                weight:torch.Tensor, # scale per channel `[c]` (gamma)
                bias:torch.Tensor, # shift per channel `[c]` (beta)
@@ -108,7 +108,7 @@ def batch_norm(x:torch.Tensor, # activations `[n,c,h,w]`
     var = x.var((0, 2, 3), keepdim=True, unbiased=False)
     return (x - mean)/(var + eps).sqrt()*weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
-# %% ../nbs/10_convolutions.ipynb #fe8f11eb
+# %% ../nbs/10_convolutions.ipynb #42e3243d
 class BatchNorm(nn.Module):
     "Batch normalisation of `nf` channels by hand: batch statistics in training (updating running ones), running statistics in evaluation"
     def __init__(self, nf:int, # channels
@@ -132,7 +132,7 @@ class BatchNorm(nn.Module):
             self.running_var.lerp_(var, self.momentum)
         return batch_norm(x, self.weight, self.bias, self.eps)
 
-# %% ../nbs/10_convolutions.ipynb #2832e473
+# %% ../nbs/10_convolutions.ipynb #c2f69250
 def sched_cos(start:float, end:float, # the values at `pos` 0 and 1
               pos:float): # how far along, from 0 to 1
     "Half a cosine from `start` to `end`: flat at both ends, steepest in the middle"
@@ -145,7 +145,7 @@ def one_cycle(pos:float, # how far through training, from 0 to 1
     if pos < pct_start: return sched_cos(start, middle, pos/pct_start)
     return sched_cos(middle, end, (pos - pct_start)/(1 - pct_start))
 
-# %% ../nbs/10_convolutions.ipynb #a5e27507
+# %% ../nbs/10_convolutions.ipynb #849c2685
 class OneCycleSGD(BasicOptim):
     "SGD with momentum whose learning rate and momentum follow fastai's one-cycle schedule over `total_steps` steps"
     def __init__(self, params, # tensors to optimise, e.g. `model.parameters()`
@@ -176,7 +176,7 @@ class OneCycleSGD(BasicOptim):
         self.n += 1
         self.set_hypers()
 
-# %% ../nbs/10_convolutions.ipynb #ba9c676e
+# %% ../nbs/10_convolutions.ipynb #74f5865f
 CNN_RECIPE = dict(epochs=3, lr_max=0.2)  # the lesson's settings, stated once
 
 def _fastai_one_cycle(model, dls, epochs, lr_max):
@@ -208,8 +208,10 @@ def train_cnn(data, # `(train_x, train_y, valid_x, valid_y)`, from `load_digits`
     torch.manual_seed(seed)
     m,dls = simple_cnn(norm),digit_dls(data, seed=seed)
     if trainer == 'fastai': return _fastai_one_cycle(m, dls, epochs, lr_max)
-    return fit(m, dls, OneCycleSGD(m.parameters(), lr_max, epochs*len(dls.train)), epochs, F.cross_entropy, digit_accuracy, show=show)
+    res = fit(m, dls, OneCycleSGD(m.parameters(), lr_max, epochs*len(dls.train)), epochs, F.cross_entropy, digit_accuracy, show=show)
+    res.lr = lr_max  # the run's setting, the top of the schedule (`fit` records the rate of the first step, `lr_max/25`)
+    return res
 
-# %% ../nbs/10_convolutions.ipynb #5acaac9b
+# %% ../nbs/10_convolutions.ipynb #09ccea3c
 RUNS = [Run('simple_cnn, batch norm + OneCycleSGD', 'MNIST', load_digits, train_cnn, dict(trainer='fit')),
         Run("simple_cnn, batch norm + fastai's fit_one_cycle", 'MNIST', load_digits, train_cnn, dict(trainer='fastai'))]

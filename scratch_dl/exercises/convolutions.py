@@ -3,13 +3,13 @@
 # %% auto #0
 __all__ = ['ex_apply_kernel', 'ex_conv_out_size', 'ex_im2col', 'ex_batch_norm']
 
-# %% ../../nbs/10_convolutions.ipynb #67f49f07
+# %% ../../nbs/10_convolutions.ipynb #7043b9ba
 import torch
 import torch.nn.functional as F
 from ..check import Exercise, Mistake, draw_int
 from ..convolutions import apply_kernel, conv_out_size, im2col, batch_norm
 
-# %% ../../nbs/10_convolutions.ipynb #c9326915
+# %% ../../nbs/10_convolutions.ipynb #152ce188
 def _image_and_place(g):
     "An image of 7 to 11 rows and columns, a random kernel of size 3 or 5, and a centre where it fits"
     k = 3 + 2*draw_int(g, 0, 2)
@@ -41,7 +41,7 @@ ex_apply_kernel = Exercise('apply_kernel', apply_kernel, _image_and_place,
      Mistake('a matrix product instead of element by element', _matmul,
              "multiply each pixel by the weight over it with `*`; `@` is a matrix product, which mixes rows and columns")], n_trials=6)
 
-# %% ../../nbs/10_convolutions.ipynb #0d862e28
+# %% ../../nbs/10_convolutions.ipynb #9cc652a8
 def _axis(g):
     "An axis of 5 to 40 pixels, a kernel of 1 to 7, stride 1 to 3, padding 3 or 4"
     ks,stride,padding = draw_int(g, 1, 8),draw_int(g, 1, 4),draw_int(g, 3, 5)
@@ -60,7 +60,7 @@ ex_conv_out_size = Exercise('conv_out_size', conv_out_size, _axis,
      Mistake('padding taken away', _minus_padding,
              "padding adds pixels to the axis: `n + 2*padding`, not `n - 2*padding`")], n_trials=10)
 
-# %% ../../nbs/10_convolutions.ipynb #198a140a
+# %% ../../nbs/10_convolutions.ipynb #6acda8b0
 def _batch(g):
     "A batch of 2 images with 2 or 3 channels of 5 to 8 pixels a side, kernel 2 or 3, stride 1 or 2, padding 1 or 2"
     c,h,w = draw_int(g, 2, 4),draw_int(g, 5, 9),draw_int(g, 5, 9)
@@ -87,7 +87,7 @@ ex_im2col = Exercise('im2col', im2col, _batch,
      Mistake('the padding forgotten', _no_padding,
              "add `padding` zeros on all four sides first: `F.pad(x, (padding, padding, padding, padding))`")])
 
-# %% ../../nbs/10_convolutions.ipynb #236db5e7
+# %% ../../nbs/10_convolutions.ipynb #5d593d8a
 def _activations(g):
     "Activations [n,c,h,w] with a different mean and spread per channel, a weight and a bias per channel, and eps from 0.05 to 0.5"
     n,c,h,w = draw_int(g, 2, 5),draw_int(g, 2, 5),draw_int(g, 2, 4),draw_int(g, 2, 4)
