@@ -1,6 +1,7 @@
 """Benchmarks for scratch_dl: training loops against the machine's floor, growth with data, the command line and
 import times, the series against bare runs, peak memory, the 784-30-1 `Learner` on a quiet and a loaded machine, the
-ten-digit lesson's loops, and our own autograd (lesson 09) against PyTorch's.
+ten-digit lesson's loops, our own autograd (lesson 09) against PyTorch's, and one epoch of lesson 10's CNN under `fit`,
+a bare PyTorch loop and fastai's `Learner`.
 
 Run from the project root, on a quiet machine, and commit the report it writes to `benchmarks/results.md`:
 
@@ -501,8 +502,67 @@ def part_autograd(o):
             + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
             f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
 
+
+# ---- a CNN epoch (lesson 10) ------------------------------------------------------------------------------------
+def cnn_trainer(loop, data):
+    """`train(epochs)`: one seeded run of lesson 10's `simple_cnn` (batch norm, one-cycle schedule) for `epochs` on the
+    same shuffled batches: 'fit' (the shared loop, `OneCycleSGD`), 'bare' (a plain PyTorch loop: `torch.optim.SGD` with
+    momentum and `OneCycleLR` set to fastai's defaults, training/evaluation modes, a validation per epoch as the others)
+    or 'fastai' (fastai's `Learner`, `fit_one_cycle`, its SGD with momentum); returns the last test accuracy"""
+    import torch, torch.nn.functional as F
+    from scratch_dl.convolutions import CNN_RECIPE, simple_cnn, train_cnn
+    from scratch_dl.mnist_digits import digit_accuracy, digit_dls
+    from scratch_dl.loop import validate_epoch
+    lr_max = CNN_RECIPE['lr_max']
+    def train(epochs):
+        if loop != 'bare': return train_cnn(data, loop, epochs=epochs).metrics[-1]
+        torch.manual_seed(0)
+        m, dls = simple_cnn(), digit_dls(data, seed=0)
+        opt = torch.optim.SGD(m.parameters(), lr=lr_max/25, momentum=0.95)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr_max, total_steps=epochs*len(dls.train), pct_start=0.25,
+                                                    div_factor=25, final_div_factor=4000, base_momentum=0.85, max_momentum=0.95)
+        for _ in range(epochs):
+            m.train()
+            for xb, yb in dls.train:
+                F.cross_entropy(m(xb), yb).backward(); opt.step(); opt.zero_grad(); sched.step()
+            m.eval(); acc = validate_epoch(m, dls.valid, digit_accuracy)
+        return acc
+    return train
+
+CNN_LOOPS = [('`fit` + `OneCycleSGD`', 'fit'), ('bare PyTorch loop + `torch.optim.SGD` + `OneCycleLR`', 'bare'),
+             ("fastai's `Learner`, `fit_one_cycle`", 'fastai')]
+
+def part_cnn(o):
+    from scratch_dl.mnist_digits import load_digits
+    threads = set_threads(o.threads)
+    data = load_digits()
+    log('cnn: one epoch each')
+    rates, accs = rounds({name: cnn_trainer(loop, data) for name, loop in CNN_LOOPS}, 1, o.load_samples)
+    secs = {k: [1 / r for r in v] for k, v in rates.items()}
+    fit_k, bare_k, fastai_k = (k for k, _ in CNN_LOOPS)
+    rows = [{'loop': name, 'seconds per epoch': spread(secs[name]), 'test accuracy after 1 epoch': f'{accs[name]:.4f}'}
+            for name, _ in CNN_LOOPS]
+    speed = [b / f for f, b in zip(secs[fit_k], secs[bare_k])]
+    ratios = [{'`fit` speed / bare loop speed': spread(speed),
+               '`fit` / fastai `Learner` (speed)': spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]),
+               'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])]),
+               'met': target('CNN epoch: `fit` at least as fast as the bare loop', spread(speed), '>= 1', med(speed) >= 0.97)}]
+    log('cnn: the lesson under nbdev-test')
+    nb = proc([NBDEV_TEST, 'nbs/10_convolutions.ipynb'])
+    target('convolutions lesson under 90 s', f"{nb['wall']:.1f} s", '< 90 s', nb['wall'] < 90)
+    return (f'## A CNN epoch (lesson 10): `simple_cnn` with batch norm, 60,000 training and 10,000 test images, batch 256, '
+            f'torch threads: {threads}\n\n'
+            f'Each sample trains a fresh seeded model for one epoch of the one-cycle schedule on the same shuffled batches '
+            f'(the loaders are seeded alike), with a validation on the 10,000 test images; {o.load_samples} samples per '
+            'loop, taken in turn after a warm-up round. The bare loop does the same work as `fit` without its checks '
+            '(PyTorch\'s `SGD` with momentum and `OneCycleLR` set to fastai\'s defaults). "met" counts `fit` as fast as the '
+            'bare loop when its speed is within 3% of it.\n\n'
+            + table(rows) + '\n' + table(ratios)
+            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
+            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+
 PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load,
-             digits=part_digits, autograd=part_autograd)
+             digits=part_digits, autograd=part_autograd, cnn=part_cnn)
 
 def header(took, load_start):
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()

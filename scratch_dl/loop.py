@@ -147,6 +147,7 @@ def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Mod
     losses,metrics = [],[]
     with placed(model, params, device):
         for epoch in (board.mb if show else range(1, epochs+1)):
+            if isinstance(model, torch.nn.Module): model.train()  # batch norm and the like: batch statistics
             total,n = 0.,0
             train = on_device(dls.train, device)
             for xb,yb in (board.batches(train) if show else train):
@@ -159,6 +160,7 @@ def fit(model, # function from a batch of inputs to predictions (e.g. an `nn.Mod
             if not all(all_finite(p) for p in params):
                 raise diverged("a parameter became NaN or infinite", epoch, epochs, lr)
             losses.append(total/n)
+            if isinstance(model, torch.nn.Module): model.eval()  # ...and their running statistics to measure
             metrics.append(validate_epoch(model, on_device(dls.valid, device), metric))
             if show: board.epoch_done(epoch, losses[-1], batch_mean(model, on_device(dls.valid, device), loss_func), metrics[-1])
     return Fit(model, params, losses, metrics, lr=lr)
