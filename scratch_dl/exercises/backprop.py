@@ -6,9 +6,11 @@ __all__ = ['ex_linear_grads', 'ex_relu_grad', 'ex_cross_entropy_grad', 'ex_mul',
 # %% ../../nbs/09_backprop.ipynb #15327191
 import torch
 import torch.nn.functional as F
-from ..check import Exercise, Mistake
+from ..check import Exercise, Labelled, Mistake, inputs_unchanged, same_dtype
 from ..backprop import Value, cross_entropy_grad, linear_grads, numerical_grad, relu_grad, unbroadcast
 from ..mnist_digits import softmax
+
+_AUTOGRAD = ('backward', 'autograd', 'grad', 'vjp')  # these exercises work a gradient out by hand: PyTorch's autograd would do it for them
 
 # %% ../../nbs/09_backprop.ipynb #7aaf1dc4
 def _layer(g):
@@ -22,10 +24,19 @@ def _b_mean(x, w, g): return g @ w, g.T @ x, g.mean(0)
 def _b_rows(x, w, g): return g @ w, g.T @ x, g.sum(1)
 def _x_through_wt(x, w, g): return g @ w.T, g.T @ x, g.sum(0)
 
-ex_linear_grads = Exercise('linear_grads', linear_grads, _layer,
-    "entry `out[i,j]` is `sum_k x[i,k]*w[j,k] + b[j]`: the gradient for `x` is `g @ w` [n,in], for `w` `g.T @ x` [out,in], "
-    "for `b` `g.sum(0)` [out]; each has the shape of what it is the gradient for",
-    [Mistake('weight gradient transposed', _w_transposed,
+ex_linear_grads = Exercise('linear_grads', linear_grads, _layer, forbid=_AUTOGRAD,
+    edge_cases={'one row (n=1)': (torch.tensor([[1., -2., 3.]]), torch.tensor([[1., 0., -1.], [2., 1., 0.]]), torch.tensor([[1., -3.]])),
+                'square weights (in = out = 3), where a transposed gradient has the right shape': (
+                    torch.tensor([[1., 2., 0.], [0., -1., 1.], [2., 0., 1.], [1., 1., 1.]]),
+                    torch.tensor([[1., 2., 3.], [0., 1., -1.], [2., 0., 1.]]),
+                    torch.tensor([[1., 0., 2.], [-1., 1., 0.], [0., 2., 1.], [1., 1., -1.]])),
+                'as many rows as outputs (n = out = 2), where a sum along either axis has the right shape': (
+                    torch.tensor([[1., 0., 2.], [-1., 3., 1.]]), torch.tensor([[2., 1., 0.], [0., -1., 1.]]), torch.tensor([[1., 2.], [3., -1.]])),
+                'one output (out=1)': (torch.tensor([[1., 2.], [0., -1.], [3., 1.]]), torch.tensor([[2., -1.]]), torch.tensor([[1.], [-2.], [0.5]]))},
+    properties=[inputs_unchanged(), same_dtype()],
+    hint="entry `out[i,j]` is `sum_k x[i,k]*w[j,k] + b[j]`: the gradient for `x` is `g @ w` [n,in], for `w` `g.T @ x` [out,in], "
+         "for `b` `g.sum(0)` [out]; each has the shape of what it is the gradient for",
+    mistakes=[Mistake('weight gradient transposed', _w_transposed,
              "`x.T @ g` is [in,out], the transpose of `w`'s shape: the gradient for `w` [out,in] is `g.T @ x`"),
      Mistake('transposed weight gradient reshaped to fit', _w_reshaped,
              "reshaping `x.T @ g` gives the right shape but puts the numbers in the wrong places: use `g.T @ x`"),
@@ -51,9 +62,14 @@ def _at_zero(z, g): return g * (z >= 0)
 def _times_output(z, g): return g * z.clamp_min(0)
 def _mask_only(z, g): return (z > 0).float()
 
-ex_relu_grad = Exercise('relu_grad', relu_grad, _relu_inputs,
-    "the derivative of `max(z, 0)` is 1 where `z > 0` and 0 elsewhere: multiply `g` by the mask `(z > 0)`",
-    [Mistake('no mask', _no_mask,
+ex_relu_grad = Exercise('relu_grad', relu_grad, _relu_inputs, forbid=_AUTOGRAD,
+    edge_cases={"z exactly 0 in places (ReLU's derivative there is 0)": (
+                    torch.tensor([[0., 2., -1.], [0., -0., 3.]]), torch.tensor([[5., -2., 4.], [-1., 3., 2.]])),
+                'negative gradients where z > 0': (torch.tensor([[1., 2.], [-1., 3.]]), torch.tensor([[-2., 3.], [4., -1.]])),
+                'a vector z [4], not a batch': (torch.tensor([-1., 0., 2., 3.]), torch.tensor([1., 1., -2., 5.]))},
+    properties=[inputs_unchanged(), same_dtype()],
+    hint="the derivative of `max(z, 0)` is 1 where `z > 0` and 0 elsewhere (at `z = 0` too): multiply `g` by the mask `(z > 0)`",
+    mistakes=[Mistake('no mask', _no_mask,
              "a ReLU stops the gradient where its input was not positive: multiply `g` by `(z > 0)`"),
      Mistake("the mask taken from the gradient", _mask_of_g,
              "the mask comes from the ReLU's input `z`, which decided whether the unit was on: `(z > 0)`, not `(g > 0)`"),
@@ -82,9 +98,16 @@ def _columns(z, y): return (torch.softmax(z, 0) - F.one_hot(y, z.shape[1])) / le
 def _by_classes(z, y): return (softmax(z) - F.one_hot(y, z.shape[1])) / z.shape[1]
 
 ex_cross_entropy_grad = Exercise('cross_entropy_grad', cross_entropy_grad, _logits,
-    "probabilities minus the one-hot targets, over the batch size: `(softmax(z) - F.one_hot(y, k)) / n`, with a softmax "
-    "that takes each row's largest score away first",
-    [Mistake('softmax that overflows', _naive,
+    forbid=_AUTOGRAD + ('cross_entropy', 'nll_loss'),  # softmax is lesson 08's, and may be used
+    edge_cases={'one row (n=1)': (torch.tensor([[2., -1., 0.5, 0.]]), torch.tensor([2])),
+                'scores in the thousands, rows 2000 apart': (torch.tensor([[1000., 1001., 998.], [-1000., -1002., -999.]]), torch.tensor([1, 0])),
+                'the last class never occurs (k=5, no 4s)': (torch.tensor([[1., 0., 2., -1., 0.], [0., 3., 1., 1., -2.], [2., 2., 0., 0., 1.]]),
+                                                          torch.tensor([0, 2, 0])),
+                'two classes (k=2)': (torch.tensor([[3., -3.], [0., 0.], [1., 2.]]), torch.tensor([0, 1, 1]))},
+    properties=[inputs_unchanged(), same_dtype()],
+    hint="probabilities minus the one-hot targets, over the batch size: `(softmax(z) - F.one_hot(y, k)) / n`, with a softmax "
+         "that takes each row's largest score away first",
+    mistakes=[Mistake('softmax that overflows', _naive,
              "`exp` of a score above 88 is `inf` in float32: take each row's largest score away before `exp` (or use `torch.softmax`)"),
      Mistake('not divided by the batch size', _not_averaged,
              "the loss is a mean over the `n` rows, so each row's gradient is divided by `n`"),
@@ -107,12 +130,31 @@ def _pair(g):
     a,b = torch.randn(sa, generator=g),torch.randn(sb, generator=g)
     return a,b,torch.randn(torch.broadcast_shapes(sa, sb), generator=g)
 
+def _shapes(sa, sb): return lambda: _pair_of(sa, sb)
+def _pair_of(sa, sb):
+    "Two tensors of the shapes `sa` and `sb`, and a gradient for their product, always the same"
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(sa, generator=g),torch.randn(sb, generator=g),torch.randn(torch.broadcast_shapes(sa, sb), generator=g)
+
+class _Leaf(Value):
+    "A leaf of the check: its `*` is the lesson's `Value.__mul__`, the answer itself, so it is not at hand"
+    def __mul__(self, other):
+        raise TypeError("`*` between two Values is the lesson's own `Value.__mul__`, the answer itself: "
+                        "multiply their tensors, `a.data * b.data`, and build the new Value")
+    __rmul__ = __mul__
+
 def _run_mul(fn, a, b, g):
-    "Our product's value, then the gradients it sends back to `a` and `b`"
-    va,vb = Value(a.clone(), requires_grad=True),Value(b.clone(), requires_grad=True)
+    "Our product's value, the tensors of `a` and `b` after `backward`, and the gradients it sends back to them"
+    va,vb = _Leaf(a.clone(), requires_grad=True),_Leaf(b.clone(), requires_grad=True)
     out = fn(va, vb)
-    out.backward(g)
-    return out.data,va.grad,vb.grad
+    if not isinstance(out, Value): raise TypeError(f"your function should return a new Value, not a {type(out).__name__}")
+    try: out.backward(g)
+    except RuntimeError as e:
+        if 'assign' not in str(e): raise  # a leaf's `.grad` of another shape than its tensor
+        raise ValueError("a gradient your backward gives a parent does not have that parent's shape: give them in the order "
+                         "of the parents, each summed down to its parent's shape with `unbroadcast`") from None
+    return Labelled({'the product': out.data, '`a.data` after your function': va.data.detach().clone(),
+                     '`b.data` after your function': vb.data.detach().clone(), "`a`'s gradient": va.grad, "`b`'s gradient": vb.grad})
 
 def answer_mul(a:Value, b:Value):
     "`a * b` with broadcasting: each parent gets `g` times the other, summed down to its own shape"
@@ -127,10 +169,15 @@ def _mean_down(a, b):
 def _no_parents(a, b): return Value(a.data * b.data)
 def _like_add(a, b): return Value(a.data * b.data, (a, b), lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)))
 
-ex_mul = Exercise('mul', answer_mul, _pair,
-    "return `Value(a.data * b.data, (a, b), backward)` where `backward(g)` gives `unbroadcast(g * b.data, a.shape)` to `a` "
-    "and `unbroadcast(g * a.data, b.shape)` to `b`",
-    [Mistake('gradients not summed down to their shapes', _no_unbroadcast,
+ex_mul = Exercise('mul', answer_mul, _pair, run=_run_mul, forbid=('__mul__', '__rmul__', 'autograd', 'grad', 'vjp'),
+    edge_cases={'a [4,3] times a bias b [3]': _shapes((4, 3), (3,)), 'a bias a [3] times b [4,3]': _shapes((3,), (4, 3)),
+                'a column a [4,1] times b [4,3]': _shapes((4, 1), (4, 3)), 'a [4,3] times a row b [1,3]': _shapes((4, 3), (1, 3)),
+                'a single number a (shape []) times b [2,3]': _shapes((), (2, 3)),
+                'the same shape [2,3] on both sides (nothing stretched)': _shapes((2, 3), (2, 3)),
+                'both stretched: a [2,1,3] times b [5,1]': _shapes((2, 1, 3), (5, 1))},
+    hint="return `Value(a.data * b.data, (a, b), backward)` where `backward(g)` gives `unbroadcast(g * b.data, a.shape)` to `a` "
+         "and `unbroadcast(g * a.data, b.shape)` to `b`",
+    mistakes=[Mistake('gradients not summed down to their shapes', _no_unbroadcast,
              "a parent stretched by broadcasting gets its gradient in the stretched shape: sum it back down with `unbroadcast(..., a.shape)`"),
      Mistake('each parent multiplied by itself', _swapped,
              "the derivative of `a*b` for `a` is `b`: `a` gets `g * b.data` and `b` gets `g * a.data`"),
@@ -141,21 +188,32 @@ ex_mul = Exercise('mul', answer_mul, _pair,
      Mistake('no parents recorded', _no_parents,
              "give the new Value its parents `(a, b)` and a backward function, or `backward()` cannot reach `a` and `b`"),
      Mistake('backward of a sum', _like_add,
-             "that is the backward of `a + b`; for `a * b` each parent's gradient is `g` times the other's data")],
-    run=_run_mul)
+             "that is the backward of `a + b`; for `a * b` each parent's gradient is `g` times the other's data")])
 
 # %% ../../nbs/09_backprop.ipynb #e8719f21
+class _Curve:
+    "`f()` of the exercise: a number from the float64 tensor `p` it reads, with plenty of curvature (copied with `p`, it reads the copy)"
+    def __init__(self, p, c): self.p,self.c = p,c
+    def __call__(self): return ((self.p**3) * self.c).sum().item() + self.p.exp().sum().item()
+
 def _curve(g):
     "A float64 tensor `p` [3,4], a function of it with plenty of curvature, one index and a step"
     p = torch.randn(3, 4, generator=g, dtype=torch.float64)
-    c = torch.randn(3, 4, generator=g, dtype=torch.float64)
-    f = lambda: ((p**3) * c).sum().item() + p.exp().sum().item()
+    f = _Curve(p, torch.randn(3, 4, generator=g, dtype=torch.float64))
     idx = (torch.randint(0, 3, (), generator=g).item(), torch.randint(0, 4, (), generator=g).item())
     return f,p,idx,0.01
 
+def _at(shape, idx, h):
+    "A case: `f`, a float64 `p` of `shape`, the index `idx` and the step `h`, always the same"
+    def case():
+        g = torch.Generator().manual_seed(0)
+        p = torch.randn(shape, generator=g, dtype=torch.float64)
+        return _Curve(p, torch.randn(shape, generator=g, dtype=torch.float64)),p,idx,h
+    return case
+
 def _run_fd(fn, f, p, idx, h):
     "The slope, then the tensor as the function left it"
-    return fn(f, p, idx, h),p.clone()
+    return Labelled({'the slope': fn(f, p, idx, h), '`p` after your function': p.clone()})
 
 def _forward(f, p, idx, h):
     old = p[idx].item()
@@ -176,10 +234,14 @@ def _drifted(f, p, idx, h):
     p[idx] += h; up = f(); p[idx] -= h; down = f()
     return (up - down) / (2*h)
 
-ex_numerical_grad = Exercise('numerical_grad', numerical_grad, _curve,
-    "keep `old = p[idx].item()`; set `p[idx] = old + h` and call `f()`, then `old - h` and call it again, "
-    "put `old` back, and return the difference over `2*h`",
-    [Mistake('one-sided difference', _forward,
+ex_numerical_grad = Exercise('numerical_grad', numerical_grad, _curve, run=_run_fd,
+    edge_cases={'a vector p [5], idx (2,) (a bias, say)': _at((5,), (2,), 0.01),
+                'p [2,2,3] with three axes, idx (1, 0, 2)': _at((2, 2, 3), (1, 0, 2), 0.01),
+                'the last number, idx (-1, -1)': _at((3, 4), (-1, -1), 0.01),
+                'a large step h = 0.5': _at((3, 4), (1, 2), 0.5)},
+    hint="keep `old = p[idx].item()`; set `p[idx] = old + h` and call `f()`, then `old - h` and call it again, "
+         "put `old` back, and return the difference over `2*h`",
+    mistakes=[Mistake('one-sided difference', _forward,
              "the one-sided `(f(p+h) - f(p)) / h` is off by a term in `h`: step both ways, `(f(p+h) - f(p-h)) / (2*h)`"),
      Mistake('divided by h instead of 2h', _over_h,
              "from `p-h` to `p+h` is a step of `2*h`: divide the difference by `2*h`"),
@@ -188,5 +250,4 @@ ex_numerical_grad = Exercise('numerical_grad', numerical_grad, _curve,
      Mistake('every number of p moved', _whole_tensor,
              "move only `p[idx]`: moving the whole tensor measures the slope along all its numbers at once"),
      Mistake('second step taken from the moved value', _drifted,
-             "`p[idx] -= h` after `+= h` only returns to the start: the second point must be `old - h`")],
-    run=_run_fd)
+             "the second point must be `old - h`, where `old` is the number before any step: keep it as a number, `p[idx].item()` (`p[idx]` is a view that moves with `p`), and `p[idx] -= h` after `+= h` only returns to the start")])
