@@ -5,6 +5,9 @@ NVIDIA driver"). Under that patch
   * every lesson's runs, as `scratch_dl results` trains them (`run_series`, with `--epochs` each), give exactly the
     figures they give without it, and
   * lessons 04, 07 and 08, the ones that use fastai's `Learner`, run top to bottom with every asserted figure holding.
+    Lesson 10 builds its `Learner` the same way (`DataLoaders(..., device=train_device())`) but is left out here: its
+    Run All would add about 75 s to CI, and its two trainers, `fit` and fastai's, are already trained under the patch
+    by the runs above (`run_series` trains its `RUNS`).
 So the series trains on the CPU unless the learner opts in ($SCRATCH_DL_DEVICE), whatever hardware it finds.
 
 Usage: python .ci/gpu_runtime.py [--epochs N]   (from the repository root, in the dev environment, with the data)"""

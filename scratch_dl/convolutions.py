@@ -14,7 +14,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .loop import BasicOptim, check_count, check_lr, fit
+from .loop import BasicOptim, check_count, check_lr, fit, train_device
 from .runs import Fit, Run
 from .mnist_digits import load_digits, digit_dls, digit_accuracy
 
@@ -183,11 +183,10 @@ def _fastai_one_cycle(model, dls, epochs, lr_max):
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
     from fastai.optimizer import SGD
-    from fastai.torch_core import default_device
     from fastai.callback.schedule import fit_one_cycle  # gives the Learner `fit_one_cycle`
     from fastai.callback.progress import ProgressCallback  # gives the Learner `no_bar`
-    default_device(False)  # on the CPU, where `fit` trains
-    learn = Learner(DataLoaders(dls.train, dls.valid), model, loss_func=F.cross_entropy, opt_func=partial(SGD, mom=0.9),
+    # on `train_device()`, where `fit` trains, so that the two do the same arithmetic
+    learn = Learner(DataLoaders(dls.train, dls.valid, device=train_device()), model, loss_func=F.cross_entropy, opt_func=partial(SGD, mom=0.9),
                     metrics=digit_accuracy)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr_max)
     values = learn.recorder.values

@@ -6,7 +6,7 @@ __all__ = ['ex_apply_kernel', 'ex_conv_out_size', 'ex_im2col', 'ex_batch_norm']
 # %% ../../nbs/10_convolutions.ipynb #7043b9ba
 import torch
 import torch.nn.functional as F
-from ..check import Exercise, Mistake, draw_int
+from ..check import Exercise, Mistake, draw_int, inputs_unchanged, keeps_grad, same_dtype
 from ..convolutions import apply_kernel, conv_out_size, im2col, batch_norm
 
 # %% ../../nbs/10_convolutions.ipynb #152ce188
@@ -30,9 +30,18 @@ def _matmul(im, row, col, kernel):
     r = len(kernel)//2
     return (im[row-r:row+r+1, col-r:col+r+1] @ kernel).sum()
 
+_grid = lambda h, w: torch.arange(h*w, dtype=torch.float32).view(h, w)/10  # every pixel different, so any misplaced square shows
+_lopsided = torch.tensor([[1., 2., 0.], [0., -1., 3.], [-2., 0., 1.]])  # no symmetry: a flipped or transposed kernel shows
+
 ex_apply_kernel = Exercise('apply_kernel', apply_kernel, _image_and_place,
-    "with `r = kernel.shape[0]//2`, take the square `im[row-r:row+r+1, col-r:col+r+1]`, multiply it by `kernel` element by element (`*`) and `.sum()`",
-    [Mistake('the square starts at (row, col)', _corner,
+    edge_cases={'the kernel at the top-left corner, centred on (1, 1)': lambda: (_grid(5, 6), 1, 1, _lopsided),
+                'the kernel at the bottom-right corner of a 5×7 image': lambda: (_grid(5, 7), 3, 5, _lopsided),
+                'a 4×9 image, centred on column 6 (a column beyond the last row)': lambda: (_grid(4, 9), 2, 6, _lopsided),
+                'a 1×1 kernel': lambda: (_grid(4, 5), 2, 3, torch.tensor([[2.]])),
+                'a 5×5 kernel': lambda: (_grid(7, 8), 3, 4, torch.arange(25.).view(5, 5) - 12)},
+    properties=[inputs_unchanged(), keeps_grad(3), same_dtype()], forbid=('conv2d', 'unfold'),
+    hint="with `r = kernel.shape[0]//2`, take the square `im[row-r:row+r+1, col-r:col+r+1]`, multiply it by `kernel` element by element (`*`) and `.sum()`",
+    mistakes=[Mistake('the square starts at (row, col)', _corner,
              "`(row, col)` is the centre of the square, not its top-left corner: start `r = k//2` rows and columns before it"),
      Mistake('rows and columns swapped', _swapped,
              "the first index of an image is the row: `im[row-r:row+r+1, col-r:col+r+1]`"),
@@ -52,8 +61,17 @@ def _one_side(n, ks, stride, padding): return (n + padding - ks)//stride + 1
 def _minus_padding(n, ks, stride, padding): return (n - 2*padding - ks)//stride + 1
 
 ex_conv_out_size = Exercise('conv_out_size', conv_out_size, _axis,
-    "count the positions: the padded axis has `n + 2*padding` pixels, the kernel takes `ks` of them, and it moves `stride` at a time: `(n + 2*padding - ks)//stride + 1`",
-    [Mistake('the +1 forgotten', _no_plus_one,
+    edge_cases={'padding 0': (28, 3, 1, 0),
+                'the last stride exactly fits': (7, 3, 2, 0),
+                'a step left over at the end': (8, 3, 2, 0),
+                'a stride larger than the kernel': (10, 2, 3, 0),
+                'a kernel as long as the axis': (5, 5, 1, 0),
+                'a 1-pixel kernel': (6, 1, 1, 0),
+                'padding 2 and stride 2': (28, 5, 2, 2),
+                'padding that keeps the size': (9, 3, 1, 1)},
+    properties=[inputs_unchanged()],
+    hint="count the positions: the padded axis has `n + 2*padding` pixels, the kernel takes `ks` of them, and it moves `stride` at a time: `(n + 2*padding - ks)//stride + 1`",
+    mistakes=[Mistake('the +1 forgotten', _no_plus_one,
              "`(n + 2*padding - ks)//stride` counts the steps between positions; the positions are one more: add 1"),
      Mistake('padding on one side only', _one_side,
              "the zeros go on both sides of the axis: `n + 2*padding`"),
@@ -78,9 +96,18 @@ def _positions_first(x, ks, stride, padding): return _patches(x, ks, stride, pad
 def _kernel_transposed(x, ks, stride, padding): return _patches(x, ks, stride, padding, transpose=True)
 def _no_padding(x, ks, stride, padding): return _patches(x, ks, stride, 0)
 
+def _counting(*shape): return torch.arange(torch.Size(shape).numel(), dtype=torch.float32).view(shape)  # every pixel different
+
 ex_im2col = Exercise('im2col', im2col, _batch,
-    "pad with `F.pad(x, (padding,)*4)`; for each kernel position `(i, j)`, row by row, the slice `x[:, :, i::stride, j::stride]` cut to the output size holds that pixel of every patch; stack those `ks*ks` slices on a new axis 2 and reshape to `[n, c*ks*ks, out_h*out_w]`",
-    [Mistake('kernel positions before channels', _positions_first,
+    edge_cases={'one image, one channel, padding 0, stride 1': lambda: (_counting(1, 1, 4, 5), 3, 1, 0),
+                'three channels, a 5×4 image, padding 1': lambda: (_counting(2, 3, 5, 4), 2, 1, 1),
+                'a stride larger than the kernel': lambda: (_counting(1, 2, 7, 7), 2, 3, 0),
+                'a 1×1 kernel': lambda: (_counting(2, 2, 3, 4), 1, 1, 0),
+                'a kernel the size of the image': lambda: (_counting(1, 2, 3, 3), 3, 1, 0),
+                'a 5×6 image, padding 2, stride 2': lambda: (_counting(1, 1, 5, 6), 3, 2, 2)},
+    properties=[inputs_unchanged(), keeps_grad(0), same_dtype()], forbid=('unfold',),
+    hint="pad with `F.pad(x, (padding,)*4)`; for each kernel position `(i, j)`, row by row, the slice `x[:, :, i::stride, j::stride]` cut to the output size holds that pixel of every patch; stack those `ks*ks` slices on a new axis 2 and reshape to `[n, c*ks*ks, out_h*out_w]`",
+    mistakes=[Mistake('kernel positions before channels', _positions_first,
              "`F.unfold` lists a patch channel by channel: all `ks*ks` pixels of channel 0, then of channel 1; stack the kernel positions on axis 2, after the channel axis"),
      Mistake('the patch read column by column', _kernel_transposed,
              "within a channel, the patch's pixels go row by row: loop over the kernel's rows `i` outside and its columns `j` inside, and slice rows with `i`"),
@@ -106,9 +133,17 @@ def _eps_outside(x, weight, bias, eps):
     mean,var = x.mean((0, 2, 3), keepdim=True),x.var((0, 2, 3), keepdim=True, unbiased=False)
     return (x - mean)/(var.sqrt() + eps)*weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
+def _channels(*chans): return torch.stack([torch.tensor(c, dtype=torch.float32) for c in chans], 1)  # one `[n,h,w]` list per channel
+
 ex_batch_norm = Exercise('batch_norm', batch_norm, _activations,
-    "for each channel, the mean and variance over axes `(0, 2, 3)` (`keepdim=True`, `unbiased=False`); then `(x - mean)/(var + eps).sqrt()`, times `weight` and plus `bias`, both viewed as `[1, c, 1, 1]`",
-    [Mistake('the unbiased variance', _unbiased,
+    edge_cases={'a constant channel (variance 0, so eps matters)': lambda: (_channels([[[3., 3.]], [[3., 3.]]], [[[1., 2.]], [[4., 8.]]]), torch.tensor([2., 1.]), torch.tensor([0.5, 0.]), 0.25),
+                'a batch of one image': lambda: (_channels([[[1., 4.], [2., 9.]]], [[[0., -3.], [5., 1.]]]), torch.tensor([1.5, 0.5]), torch.tensor([0.2, -1.]), 0.1),
+                'one channel': lambda: (_channels([[[1., 2., 3.]], [[7., 0., -1.]], [[2., 2., 5.]]]), torch.tensor([3.]), torch.tensor([1.]), 0.05),
+                'channels of very different sizes, a 1×1 grid': lambda: (_channels([[[1.]], [[3.]], [[2.]]], [[[100.]], [[-300.]], [[50.]]]), torch.tensor([1., 2.]), torch.tensor([0., 5.]), 1e-5),
+                'a 2×3 grid, three channels': lambda: (_counting(2, 3, 2, 3)**1.5 % 7, torch.tensor([0.5, 1., 2.]), torch.tensor([1., 0., -1.]), 0.01)},
+    properties=[inputs_unchanged(), keeps_grad(0), keeps_grad(1), same_dtype()], forbid=('batch_norm', 'BatchNorm2d'),
+    hint="for each channel, the mean and variance over axes `(0, 2, 3)` (`keepdim=True`, `unbiased=False`); then `(x - mean)/(var + eps).sqrt()`, times `weight` and plus `bias`, both viewed as `[1, c, 1, 1]`",
+    mistakes=[Mistake('the unbiased variance', _unbiased,
              "normalise with the variance divided by the number of values (`unbiased=False`); only the running variance uses the unbiased one"),
      Mistake('one mean and variance for the whole batch', _whole_batch,
              "each channel gets its own statistics: take them over the axes `(0, 2, 3)`, keeping the channel axis"),
