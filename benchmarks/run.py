@@ -175,6 +175,13 @@ def same_batches_goals(rates, what, fit_k, bare_k, fastai_k):
                               goal(f"{what}: `fit` faster than fastai's `Learner` on the same batches", spread(vs_fastai), '> 1',
                                    med(vs_fastai) > 1)])}
 
+def lesson_under_test(nb_path, what, limit_s):
+    "Time the lesson `nb_path` under `nbdev-test`, record the goal 'under `limit_s`' and return the report's closing line"
+    nb = proc([NBDEV_TEST, nb_path])
+    goal(f'{what} under {limit_s} s', f"{nb['wall']:.1f} s", f'< {limit_s} s', nb['wall'] < limit_s)
+    return (f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
+            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+
 def op_microseconds(n=20000):
     "Microseconds of one tiny tensor operation (`t + t` on one element): the fixed cost every operation pays"
     import torch
@@ -443,19 +450,11 @@ def part_digits(o):
         for name, _ in DIGIT_LOOPS:
             rows.append({'model': model, 'loop': name, 'seconds per epoch': spread(secs[name]),
                          'test accuracy': f'{accs[name]:.4f}'})
-        speed = [b / f for f, b in zip(secs[fit_k], secs[bare_k])]
-        ratios.append({'model': model, '`fit` speed / bare loop speed': spread(speed),
+        ratios.append({**same_batches_goals(rates, f'ten digits, {model}', fit_k, bare_k, fastai_k),
                        'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])]),
-                       '`fit` / fastai `Learner` (speed)': spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]),
-                       'our `Learner` / fastai `Learner` (speed)': spread([a / l for l, a in zip(secs[DIGIT_LOOPS[3][0]], secs[fastai_k])]),
-                       'met': ', '.join([goal(f'ten digits, {model}: `fit` as fast as a bare loop on the same batches', spread(speed),
-                                              f'>= {FIT_AS_FAST}', med(speed) >= FIT_AS_FAST),
-                                         goal(f"ten digits, {model}: `fit` faster than fastai's `Learner` on the same batches",
-                                              spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]), '> 1',
-                                              med([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]) > 1)])})
+                       'our `Learner` / fastai `Learner` (speed)': spread([a / l for l, a in zip(secs[DIGIT_LOOPS[3][0]], secs[fastai_k])])})
     log('digits: the lesson under nbdev-test')
-    nb = proc([NBDEV_TEST, 'nbs/08_mnist_digits.ipynb'])
-    goal('ten-digit lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
+    timed = lesson_under_test('nbs/08_mnist_digits.ipynb', 'ten-digit lesson', 60)
     return (f'## All ten digits (lesson 08): 60,000 training and 10,000 test images, batch 256, torch threads: {threads}\n\n'
             f"Data: extracting `mnist_png.tgz` into an empty folder, decoding the 70,000 PNGs and writing the caches took "
             f"**{cold:.1f} s** (one run); loading the same from the caches **{spread(warm)} s** ({o.load_samples} runs).\n\n"
@@ -463,9 +462,7 @@ def part_digits(o):
             f'seeded alike), with a validation on the 10,000 test images after each epoch; {o.load_samples} samples per '
             'loop, taken in turn after a 1-epoch warm-up. "met" counts `fit` as fast as the bare loop when its speed is '
             'within 3% of it (the spread between samples is larger than that).\n\n'
-            + table(rows) + '\n' + table(ratios)
-            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
-            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+            + table(rows) + '\n' + table(ratios) + timed)
 # ---- our own autograd (lesson 09) -----------------------------------------------------------------------------
 def autograd_trainer(autograd, data):
     """`train(epochs)`: lesson 08's seeded 784-30-10 net trained by `fit` + `BasicOptim` on its shuffled batches, with
@@ -491,16 +488,13 @@ def part_autograd(o):
             for name, _ in AUTOGRADS]
     ratio = [a / b for a, b in zip(secs[ours], secs[theirs])]
     log('autograd: the lesson under nbdev-test')
-    nb = proc([NBDEV_TEST, 'nbs/09_backprop.ipynb'])
-    target('backprop lesson under a minute', f"{nb['wall']:.1f} s", '< 60 s', nb['wall'] < 60)
+    timed = lesson_under_test('nbs/09_backprop.ipynb', 'backprop lesson', 60)
     return (f'## Our autograd (lesson 09) against PyTorch\'s: the 784-30-10 net on all ten digits, batch 256, torch threads: {threads}\n\n'
             f'Each sample trains lesson 08\'s seeded net for {n_epochs} epochs with `fit` and `BasicOptim` on the same shuffled '
             f'batches, validating on the 10,000 test images after each epoch; {o.load_samples} samples each, taken in turn after '
             'a 1-epoch warm-up. Both hand the same matrix products to PyTorch\'s compiled routines; ours adds Python '
             'bookkeeping (sixteen `Value`s per batch and a sort of the graph).\n\n'
-            + table(rows) + f'\nTime per epoch, ours / PyTorch\'s (sample by sample): **{spread(ratio)}**.\n'
-            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
-            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+            + table(rows) + f'\nTime per epoch, ours / PyTorch\'s (sample by sample): **{spread(ratio)}**.\n' + timed)
 
 
 # ---- a CNN epoch (lesson 10) ------------------------------------------------------------------------------------
@@ -542,14 +536,10 @@ def part_cnn(o):
     fit_k, bare_k, fastai_k = (k for k, _ in CNN_LOOPS)
     rows = [{'loop': name, 'seconds per epoch': spread(secs[name]), 'test accuracy after 1 epoch': f'{accs[name]:.4f}'}
             for name, _ in CNN_LOOPS]
-    speed = [b / f for f, b in zip(secs[fit_k], secs[bare_k])]
-    ratios = [{'`fit` speed / bare loop speed': spread(speed),
-               '`fit` / fastai `Learner` (speed)': spread([a / f for f, a in zip(secs[fit_k], secs[fastai_k])]),
-               'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])]),
-               'met': target('CNN epoch: `fit` at least as fast as the bare loop', spread(speed), '>= 1', med(speed) >= 0.97)}]
+    ratios = [{**same_batches_goals(rates, 'CNN epoch', fit_k, bare_k, fastai_k),
+               'bare loop / fastai `Learner` (speed)': spread([a / b for b, a in zip(secs[bare_k], secs[fastai_k])])}]
     log('cnn: the lesson under nbdev-test')
-    nb = proc([NBDEV_TEST, 'nbs/10_convolutions.ipynb'])
-    target('convolutions lesson under 90 s', f"{nb['wall']:.1f} s", '< 90 s', nb['wall'] < 90)
+    timed = lesson_under_test('nbs/10_convolutions.ipynb', 'convolutions lesson', 90)
     return (f'## A CNN epoch (lesson 10): `simple_cnn` with batch norm, 60,000 training and 10,000 test images, batch 256, '
             f'torch threads: {threads}\n\n'
             f'Each sample trains a fresh seeded model for one epoch of the one-cycle schedule on the same shuffled batches '
@@ -557,9 +547,7 @@ def part_cnn(o):
             'loop, taken in turn after a warm-up round. The bare loop does the same work as `fit` without its checks '
             '(PyTorch\'s `SGD` with momentum and `OneCycleLR` set to fastai\'s defaults). "met" counts `fit` as fast as the '
             'bare loop when its speed is within 3% of it.\n\n'
-            + table(rows) + '\n' + table(ratios)
-            + f"\nThe lesson under `nbdev-test` (every cell, caches warm): **{nb['wall']:.1f} s**, peak RSS "
-            f"**{nb['rss']:.0f} MiB**, exit code {nb['rc']}.\n")
+            + table(rows) + '\n' + table(ratios) + timed)
 
 PARTS = dict(loops=part_loops, growth=part_growth, cli=part_cli, series=part_series, memory=part_memory, load=part_load,
              digits=part_digits, autograd=part_autograd, cnn=part_cnn)
